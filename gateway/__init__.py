@@ -1,0 +1,5 @@
+"""A self-hosted home for Twilio Programmable Video recordings."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

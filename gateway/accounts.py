@@ -1,0 +1,47 @@
+"""Accounts and API keys: who may call the API, and as which account."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import UTC, datetime
+
+from gateway import sids
+from gateway.errors import NotFound, Unauthenticated
+from gateway.models import Account, ApiKey
+from gateway.store import MetadataStore
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create_account(store: MetadataStore, friendly_name: str) -> Account:
+    # Kept in the clear, as Twilio does: status callbacks are signed with it.
+    account = Account(sids.mint("AC"), friendly_name, secrets.token_hex(16), datetime.now(UTC))
+    await store.add_account(account)
+    return account
+
+
+async def create_api_key(store: MetadataStore, account_sid: str) -> tuple[ApiKey, str]:
+    """A new key and its secret, which is shown once and kept only as a hash."""
+    if await store.get_account(account_sid) is None:
+        raise NotFound(f"No account {account_sid}")
+    secret = secrets.token_urlsafe(32)
+    key = ApiKey(sids.mint("SK"), account_sid, _hash(secret), datetime.now(UTC))
+    await store.add_api_key(key)
+    return key, secret
+
+
+async def authenticate(store: MetadataStore, username: str, password: str) -> str:
+    """The account SID that `username:password` (AccountSid:AuthToken or KeySid:Secret) acts as."""
+    if sids.is_sid(username, "AC"):
+        account = await store.get_account(username)
+        if account is not None and hmac.compare_digest(account.auth_token, password):
+            return account.sid
+    elif sids.is_sid(username, "SK"):
+        key = await store.get_api_key(username)
+        if key is not None and hmac.compare_digest(key.secret_hash, _hash(password)):
+            return key.account_sid
+    raise Unauthenticated("Authentication Error - invalid username or password")

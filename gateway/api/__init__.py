@@ -1,0 +1,1 @@
+"""The HTTP layer: routes, middlewares, parameter parsing and Twilio's JSON."""

@@ -1,0 +1,58 @@
+"""The Recordings resources: parse, call one use-case, serialize."""
+
+from __future__ import annotations
+
+from aiohttp import hdrs, web
+
+from gateway import sids
+from gateway.api.keys import ACCOUNT_SID, RECORDINGS, SETTINGS
+from gateway.api.params import parse_list, parse_media_link
+from gateway.api.serialize import list_json, recording_json
+from gateway.errors import NotFound
+
+
+def _base_url(request: web.Request) -> str:
+    return request.app[SETTINGS].public_url or str(request.url.origin())
+
+
+def _room_sid(request: web.Request) -> str | None:
+    room_sid = request.match_info.get("room_sid")
+    if room_sid is not None and not sids.is_sid(room_sid, "RM"):
+        raise NotFound(f"The requested resource /Rooms/{room_sid} was not found")
+    return room_sid
+
+
+async def list_recordings(request: web.Request) -> web.Response:
+    room_sid = _room_sid(request)
+    query = parse_list(request.query, room_sid)
+    page = await request.app[RECORDINGS].list(
+        request[ACCOUNT_SID], query.where, query.page_size, query.cursor
+    )
+    return web.json_response(list_json(_base_url(request), request.path, query, page, room_sid))
+
+
+async def fetch_recording(request: web.Request) -> web.Response:
+    room_sid = _room_sid(request)
+    recording = await request.app[RECORDINGS].get(
+        request[ACCOUNT_SID], request.match_info["sid"], room_sid
+    )
+    return web.json_response(recording_json(_base_url(request), recording, room_sid))
+
+
+async def delete_recording(request: web.Request) -> web.Response:
+    await request.app[RECORDINGS].delete(
+        request[ACCOUNT_SID], request.match_info["sid"], _room_sid(request)
+    )
+    return web.Response(status=204)
+
+
+async def redirect_to_media(request: web.Request) -> web.Response:
+    room_sid = _room_sid(request)
+    link = parse_media_link(request.query)
+    token = await request.app[RECORDINGS].issue_media_link(
+        request[ACCOUNT_SID], request.match_info["sid"], room_sid, link
+    )
+    location = f"{_base_url(request)}/media/{token}"
+    return web.json_response(
+        {"redirect_to": location}, status=302, headers={hdrs.LOCATION: location}
+    )

@@ -1,0 +1,20 @@
+"""Typed keys for what the application and each request carry."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+
+from gateway.config import Settings
+from gateway.recordings import Recordings
+from gateway.storage import MediaStorage
+from gateway.store import MetadataStore
+
+SETTINGS: Final = web.AppKey("settings", Settings)
+STORE: Final = web.AppKey("store", MetadataStore)
+STORAGE: Final = web.AppKey("storage", MediaStorage)
+RECORDINGS: Final = web.AppKey("recordings", Recordings)
+# Whether local files go out through loop.sendfile (else read in chunks).
+SENDFILE: Final = web.AppKey("sendfile", bool)
+ACCOUNT_SID: Final = web.RequestKey("account_sid", str)

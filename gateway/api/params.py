@@ -1,0 +1,161 @@
+"""Query parameters of the public API, parsed into domain values or refused with 400."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final, TypeVar
+
+from multidict import MultiDictProxy
+
+from gateway import sids
+from gateway.errors import InvalidParameter
+from gateway.models import Cursor, MediaType, RecordingFilter, Status
+from gateway.recordings import MediaLinkRequest
+from gateway.store.sql import from_micros, to_micros
+
+DEFAULT_PAGE_SIZE: Final = 50
+# The helper library asks for min(limit, 1000) per page, so 1000 must be accepted.
+MAX_PAGE_SIZE: Final = 1000
+DEFAULT_TTL: Final = 600
+MAX_TTL: Final = 3600
+
+E = TypeVar("E", Status, MediaType)
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    where: RecordingFilter
+    page_size: int
+    page: int
+    cursor: Cursor | None
+    page_token: str | None
+    # The filters in one canonical spelling, repeated in every paging URL.
+    filter_params: tuple[tuple[str, str], ...]
+
+
+def _integer(query: MultiDictProxy[str], name: str, default: int, low: int, high: int) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidParameter(name, f"{raw!r} is not an integer") from None
+    if not low <= value <= high:
+        raise InvalidParameter(name, f"must be from {low} to {high}")
+    return value
+
+
+def _enum(query: MultiDictProxy[str], name: str, kind: type[E]) -> E | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    try:
+        return kind(raw)
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        raise InvalidParameter(name, f"{raw!r} is not one of {allowed}") from None
+
+
+def _date(query: MultiDictProxy[str], name: str) -> datetime | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidParameter(name, f"{raw!r} is not an ISO 8601 date-time") from None
+    # A date-time without an offset is read as UTC, as Twilio reads it.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _sid(name: str, raw: str) -> str:
+    if not sids.is_sid(raw):
+        raise InvalidParameter(name, f"{raw!r} is not a SID")
+    return raw
+
+
+def _grouping_sids(query: MultiDictProxy[str]) -> tuple[str, ...]:
+    found: list[str] = []
+    for raw in query.getall("GroupingSid", []):
+        # Some clients send the whole list as one JSON array string: ["RM…", "PA…"].
+        if raw.startswith("["):
+            try:
+                values = json.loads(raw)
+            except ValueError:
+                raise InvalidParameter("GroupingSid", f"{raw!r} is not a JSON array") from None
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise InvalidParameter("GroupingSid", "the JSON array must hold SID strings")
+            found.extend(values)
+        else:
+            found.append(raw)
+    return tuple(dict.fromkeys(_sid("GroupingSid", sid) for sid in found))
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    text = f"{'n' if cursor.forward else 'p'}{to_micros(cursor.date_created)}:{cursor.sid}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(token: str) -> Cursor:
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        direction, micros, sid = text[0], int(text[1:].split(":")[0]), text.split(":")[1]
+    except (binascii.Error, UnicodeDecodeError, ValueError, IndexError):
+        raise InvalidParameter("PageToken", "is not a token this service issued") from None
+    if direction not in "np" or not sids.is_sid(sid, "RT"):
+        raise InvalidParameter("PageToken", "is not a token this service issued")
+    return Cursor(from_micros(micros), sid, forward=direction == "n")
+
+
+def parse_list(query: MultiDictProxy[str], room_sid: str | None = None) -> ListQuery:
+    source_sid = query.get("SourceSid")
+    where = RecordingFilter(
+        status=_enum(query, "Status", Status),
+        source_sid=None if source_sid is None else _sid("SourceSid", source_sid),
+        grouping_sids=_grouping_sids(query),
+        created_after=_date(query, "DateCreatedAfter"),
+        created_before=_date(query, "DateCreatedBefore"),
+        media_type=_enum(query, "MediaType", MediaType),
+        room_sid=room_sid,
+    )
+    page_size = _integer(query, "PageSize", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    page = _integer(query, "Page", 0, 0, 2**31)
+    token = query.get("PageToken")
+    if page > 0 and token is None:
+        raise InvalidParameter("Page", "pages after the first are reached with their PageToken")
+    return ListQuery(
+        where=where,
+        page_size=page_size,
+        page=page,
+        cursor=None if token is None else decode_cursor(token),
+        page_token=token,
+        filter_params=_filter_params(where),
+    )
+
+
+def _filter_params(where: RecordingFilter) -> tuple[tuple[str, str], ...]:
+    def stamp(moment: datetime) -> str:
+        return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+    optional = (
+        ("Status", where.status and where.status.value),
+        ("SourceSid", where.source_sid),
+        ("DateCreatedAfter", where.created_after and stamp(where.created_after)),
+        ("DateCreatedBefore", where.created_before and stamp(where.created_before)),
+        ("MediaType", where.media_type and where.media_type.value),
+    )
+    pairs = [(name, value) for name, value in optional if value is not None]
+    pairs.extend(("GroupingSid", sid) for sid in where.grouping_sids)
+    return tuple(pairs)
+
+
+def parse_media_link(query: MultiDictProxy[str]) -> MediaLinkRequest:
+    return MediaLinkRequest(
+        ttl=_integer(query, "Ttl", DEFAULT_TTL, 1, MAX_TTL),
+        content_disposition=query.get("ContentDisposition"),
+    )

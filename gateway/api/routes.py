@@ -1,0 +1,25 @@
+"""The whole HTTP surface in one list."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.api.downloads import download_media
+from gateway.api.handlers import (
+    delete_recording,
+    fetch_recording,
+    list_recordings,
+    redirect_to_media,
+)
+
+ROUTES = [
+    web.get("/v1/Recordings", list_recordings),
+    web.get("/v1/Recordings/{sid}", fetch_recording),
+    web.delete("/v1/Recordings/{sid}", delete_recording),
+    web.get("/v1/Recordings/{sid}/Media", redirect_to_media),
+    web.get("/v1/Rooms/{room_sid}/Recordings", list_recordings),
+    web.get("/v1/Rooms/{room_sid}/Recordings/{sid}", fetch_recording),
+    web.delete("/v1/Rooms/{room_sid}/Recordings/{sid}", delete_recording),
+    web.get("/v1/Rooms/{room_sid}/Recordings/{sid}/Media", redirect_to_media),
+    web.get("/media/{token}", download_media),
+]

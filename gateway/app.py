@@ -1,0 +1,53 @@
+"""create_app: wiring and the lifetimes of long-lived resources, nothing more."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from gateway.api.keys import RECORDINGS, SENDFILE, SETTINGS, STORAGE, STORE
+from gateway.api.middlewares import basic_auth, twilio_errors
+from gateway.api.routes import ROUTES
+from gateway.config import Settings
+from gateway.recordings import Recordings
+from gateway.signing import MediaLinkSigner
+from gateway.storage import MediaStorage, open_storage
+from gateway.store import MetadataStore, open_store
+
+
+def create_app(
+    settings: Settings,
+    signing_keys: tuple[str, ...],
+    *,
+    store: MetadataStore | None = None,
+    storage: MediaStorage | None = None,
+    now: Callable[[], float] = time.time,
+    sendfile: bool = True,
+) -> web.Application:
+    """The application; `store` and `storage` are opened from `settings` unless given."""
+    app = web.Application(middlewares=[twilio_errors, basic_auth])
+    app[SETTINGS] = settings
+    app[SENDFILE] = sendfile
+    signer = MediaLinkSigner(signing_keys, now)
+
+    async def metadata_store(app: web.Application) -> AsyncIterator[None]:
+        app[STORE] = store or await open_store(settings)
+        yield
+        if store is None:
+            await app[STORE].aclose()
+
+    async def media_storage(app: web.Application) -> AsyncIterator[None]:
+        app[STORAGE] = storage or await open_storage(settings)
+        yield
+        if storage is None:
+            await app[STORAGE].aclose()
+
+    async def recordings(app: web.Application) -> AsyncIterator[None]:
+        app[RECORDINGS] = Recordings(app[STORE], app[STORAGE], signer, now)
+        yield
+
+    app.cleanup_ctx.extend([metadata_store, media_storage, recordings])
+    app.add_routes(ROUTES)
+    return app

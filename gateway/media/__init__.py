@@ -1,0 +1,1 @@
+"""The download path: pure HTTP decisions (ranges, conditionals, headers) and the byte pump."""

@@ -1,0 +1,66 @@
+"""Response headers that describe a recording's media."""
+
+from __future__ import annotations
+
+from typing import Final
+from urllib.parse import quote
+
+from gateway.errors import InvalidParameter
+from gateway.models import Codec
+
+CONTENT_TYPES: Final = {
+    Codec.VP8: "video/webm",
+    Codec.OPUS: "audio/webm",
+    Codec.PCMU: "audio/x-matroska",
+    Codec.H264: "video/x-matroska",
+}
+
+_DISPOSITION_TYPES: Final = ("attachment", "inline")
+
+
+def _is_unsafe(char: str) -> bool:
+    # Control characters could split the header; quotes and backslashes would need
+    # quoted-string escapes that browsers disagree on.
+    return ord(char) < 0x20 or ord(char) == 0x7F or char in '"\\'
+
+
+def content_disposition(requested: str | None, default_filename: str) -> str:
+    """The Content-Disposition value for a `ContentDisposition` parameter (RFC 6266).
+
+    A non-ASCII filename is sent as `filename*=UTF-8''…` (RFC 8187) after an ASCII
+    `filename` fallback, for user agents that do not know the extended form.
+    """
+    if requested is None:
+        return _format("attachment", default_filename)
+    kind, _, params = requested.partition(";")
+    kind = kind.strip().lower()
+    if kind not in _DISPOSITION_TYPES:
+        raise InvalidParameter("ContentDisposition", "must start with attachment or inline")
+    params = params.strip()
+    if not params:
+        return kind
+    name, _, value = params.partition("=")
+    if name.strip().lower() != "filename" or not value.strip():
+        raise InvalidParameter("ContentDisposition", 'only a filename="…" parameter may follow')
+    filename = value.strip()
+    if len(filename) >= 2 and filename[0] == filename[-1] == '"':
+        filename = filename[1:-1]
+    if not filename or any(_is_unsafe(char) for char in filename):
+        raise InvalidParameter(
+            "ContentDisposition",
+            "the filename must not be empty nor hold quotes or control characters",
+        )
+    return _format(kind, filename)
+
+
+def _format(kind: str, filename: str) -> str:
+    if filename.isascii():
+        return f'{kind}; filename="{filename}"'
+    fallback = filename.encode("ascii", "replace").decode("ascii").replace("?", "_")
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def cache_control(seconds_left: int) -> str:
+    # `private`: a link is one user's grant, so shared caches must not keep the body;
+    # nor may any cache keep it past the link's own expiry.
+    return f"private, max-age={max(seconds_left, 0)}"

@@ -1,0 +1,179 @@
+"""The recordings use-cases: list, fetch, delete, media links and ingest."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from gateway import sids
+from gateway.errors import InvalidParameter, MediaRejected, NotFound
+from gateway.media.headers import content_disposition
+from gateway.media.probe import probe
+from gateway.models import Codec, Cursor, Recording, RecordingFilter, RecordingPage, Status
+from gateway.signing import MediaGrant, MediaLinkSigner
+from gateway.storage import MediaStorage
+from gateway.store import MetadataStore
+
+log = logging.getLogger(__name__)
+
+INGEST_CHUNK_SIZE: Final = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class MediaLinkRequest:
+    ttl: int
+    # As the caller asked, not yet checked; None for the default attachment.
+    content_disposition: str | None = None
+
+
+@dataclass(slots=True)
+class Recordings:
+    store: MetadataStore
+    storage: MediaStorage
+    signer: MediaLinkSigner
+    now: Callable[[], float] = field(default=time.time)
+
+    async def list(
+        self, account_sid: str, where: RecordingFilter, page_size: int, cursor: Cursor | None
+    ) -> RecordingPage:
+        # One row more than asked says whether there is a page beyond this one.
+        rows = await self.store.list_recordings(account_sid, where, cursor, page_size + 1)
+        more = len(rows) > page_size
+        rows = rows[:page_size]
+        if cursor is not None and not cursor.forward:
+            rows.reverse()
+            has_next, has_previous = True, more
+        else:
+            has_next, has_previous = more, cursor is not None
+        return RecordingPage(
+            recordings=rows,
+            next_cursor=_edge(rows[-1], forward=True) if has_next and rows else None,
+            previous_cursor=_edge(rows[0], forward=False) if has_previous and rows else None,
+        )
+
+    async def get(self, account_sid: str, sid: str, room_sid: str | None = None) -> Recording:
+        recording = await self.store.get_recording(sid) if sids.is_sid(sid, "RT") else None
+        # Another account's recording is "not found", never "forbidden": SIDs leak nothing.
+        if (
+            recording is None
+            or recording.account_sid != account_sid
+            or (room_sid is not None and recording.room_sid != room_sid)
+        ):
+            raise NotFound(f"The requested resource /Recordings/{sid} was not found")
+        return recording
+
+    async def delete(self, account_sid: str, sid: str, room_sid: str | None = None) -> None:
+        recording = await self.get(account_sid, sid, room_sid)
+        # Marked first: outstanding links check the status, so they die with this write.
+        deleted = await self.store.mark_deleted(recording.sid, self._utcnow())
+        if deleted is not None and deleted.media_key is not None:
+            try:
+                await self.storage.delete(deleted.media_key)
+            except Exception:
+                log.exception("media of %s could not be deleted; metadata says deleted", sid)
+
+    async def issue_media_link(
+        self, account_sid: str, sid: str, room_sid: str | None, request: MediaLinkRequest
+    ) -> str:
+        recording = await self.get(account_sid, sid, room_sid)
+        disposition = content_disposition(
+            request.content_disposition, f"{recording.sid}.{recording.container_format}"
+        )
+        if not recording.has_media:
+            raise NotFound(f"Recording {sid} has no media to download ({recording.status})")
+        expires_at = int(self.now()) + request.ttl
+        grant = MediaGrant(recording.sid, recording.account_sid, disposition, expires_at)
+        return self.signer.issue(grant)
+
+    async def redeem_media_link(self, token: str) -> tuple[MediaGrant, Recording]:
+        """The grant behind a link and the recording it opens: one lookup by key."""
+        grant = self.signer.verify(token)
+        recording = await self.store.get_recording(grant.recording_sid)
+        if recording is None or recording.account_sid != grant.account_sid:
+            raise NotFound("The recording behind this link does not exist")
+        if not recording.has_media:
+            raise NotFound(f"Recording {recording.sid} is {recording.status}; its media is gone")
+        return grant, recording
+
+    async def ingest(
+        self,
+        path: Path,
+        account_sid: str,
+        *,
+        room_sid: str | None = None,
+        participant_sid: str | None = None,
+        source_sid: str | None = None,
+        track_name: str | None = None,
+        offset: int = 0,
+        codec: Codec | None = None,
+    ) -> Recording:
+        """Probe a Matroska file, store it and record it as `completed`: all or nothing."""
+        if await self.store.get_account(account_sid) is None:
+            raise NotFound(f"No account {account_sid}")
+        for name, value, prefix in (
+            ("room", room_sid, "RM"),
+            ("participant", participant_sid, "PA"),
+            ("source-sid", source_sid, "MT"),
+        ):
+            if value is not None and not sids.is_sid(value, prefix):
+                raise InvalidParameter(name, f"must be a {prefix} SID")
+        found = await asyncio.to_thread(probe, path)
+        if codec is not None and codec is not found.codec:
+            raise MediaRejected(
+                f"{path.name}: declared codec {codec} but the file holds {found.codec}"
+            )
+        sid = sids.mint("RT")
+        key = f"{account_sid}/{sid}.{found.container_format}"
+        digest = hashlib.sha256()
+        size = await self.storage.put(key, _read_hashing(path, digest))
+        source_sid = source_sid or sids.mint("MT")
+        created = self._utcnow()
+        recording = Recording(
+            sid=sid,
+            account_sid=account_sid,
+            status=Status.COMPLETED,
+            date_created=created,
+            date_updated=created,
+            source_sid=source_sid,
+            type=found.type,
+            container_format=found.container_format,
+            codec=found.codec,
+            duration=found.duration,
+            size=size,
+            track_name=track_name or source_sid,
+            offset=offset,
+            room_sid=room_sid,
+            participant_sid=participant_sid,
+            media_key=key,
+            media_etag=f'"{digest.hexdigest()[:32]}"',
+        )
+        try:
+            await self.store.add_recording(recording)
+        except BaseException:
+            await self.storage.delete(key)
+            raise
+        return recording
+
+    def _utcnow(self) -> datetime:
+        return datetime.fromtimestamp(self.now(), UTC)
+
+
+def _edge(recording: Recording, *, forward: bool) -> Cursor:
+    return Cursor(recording.date_created, recording.sid, forward)
+
+
+async def _read_hashing(path: Path, digest: hashlib._Hash) -> AsyncIterator[bytes]:
+    file = await asyncio.to_thread(path.open, "rb")
+    try:
+        while chunk := await asyncio.to_thread(file.read, INGEST_CHUNK_SIZE):
+            digest.update(chunk)
+            yield chunk
+    finally:
+        await asyncio.to_thread(file.close)

@@ -1,0 +1,48 @@
+"""Where recording media lives: the MediaStorage Protocol and `open_storage(url)`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import IO, Protocol, runtime_checkable
+
+from gateway.config import Settings
+
+
+class MediaReader(Protocol):
+    """An open slice of one stored object, from `start` up to (not including) `end`."""
+
+    start: int
+    end: int
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class FileBackedReader(MediaReader, Protocol):
+    """A reader over a local file, which the byte pump may hand to `loop.sendfile`."""
+
+    file: IO[bytes]
+
+
+class MediaStorage(Protocol):
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        """Store all of `chunks` under `key`, all or nothing; the number of bytes stored."""
+        ...
+
+    async def open(self, key: str, start: int, end: int) -> MediaReader:
+        """Raises MediaMissing when there is no such object, StorageUnavailable on outage."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Deleting what is not there succeeds."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+async def open_storage(settings: Settings) -> MediaStorage:
+    from gateway.storage.local import LocalStorage
+
+    return await LocalStorage.create(settings.storage_path)

@@ -1,0 +1,95 @@
+"""Media in a local folder: the embedded default."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO, Final
+
+from gateway.errors import MediaMissing
+
+CHUNK_SIZE: Final = 256 * 1024
+
+
+@dataclass(slots=True)
+class LocalMediaReader:
+    file: IO[bytes]
+    start: int
+    end: int
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        fd = self.file.fileno()
+        position = self.start
+        while position < self.end:
+            size = min(CHUNK_SIZE, self.end - position)
+            chunk = await loop.run_in_executor(None, os.pread, fd, size, position)
+            if not chunk:
+                return  # the file shrank under us; the response will come up short
+            position += len(chunk)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.file.close)
+
+
+class LocalStorage:
+    def __init__(self, root: Path) -> None:
+        self._root = root
+
+    @classmethod
+    async def create(cls, root: Path) -> LocalStorage:
+        await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
+        return cls(await asyncio.to_thread(root.resolve))
+
+    def _path(self, key: str) -> Path:
+        relative = PurePosixPath(key)
+        if relative.is_absolute() or ".." in relative.parts:
+            raise ValueError(f"media key {key!r} leaves the storage folder")
+        return self._root / relative
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        path = self._path(key)
+        # Written beside its final name, then renamed: a reader never sees half a file.
+        partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        out = await asyncio.to_thread(open, partial, "wb")
+        size = 0
+        try:
+            async for chunk in chunks:
+                await asyncio.to_thread(out.write, chunk)
+                size += len(chunk)
+            await asyncio.to_thread(_flush_and_close, out)
+            await asyncio.to_thread(os.replace, partial, path)
+        except BaseException:
+            await asyncio.to_thread(_discard, out, partial)
+            raise
+        return size
+
+    async def open(self, key: str, start: int, end: int) -> LocalMediaReader:
+        try:
+            file = await asyncio.to_thread(open, self._path(key), "rb")
+        except FileNotFoundError:
+            raise MediaMissing(f"No media stored under {key}") from None
+        return LocalMediaReader(file, start, end)
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _flush_and_close(out: IO[bytes]) -> None:
+    out.flush()
+    os.fsync(out.fileno())
+    out.close()
+
+
+def _discard(out: IO[bytes], partial: Path) -> None:
+    out.close()
+    partial.unlink(missing_ok=True)

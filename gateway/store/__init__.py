@@ -1,0 +1,45 @@
+"""Where recording metadata lives: the MetadataStore Protocol and `open_store(url)`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from gateway.config import Settings
+from gateway.models import Account, ApiKey, Cursor, Recording, RecordingFilter
+
+
+class MetadataStore(Protocol):
+    async def add_account(self, account: Account) -> None: ...
+
+    async def get_account(self, sid: str) -> Account | None: ...
+
+    async def add_api_key(self, key: ApiKey) -> None: ...
+
+    async def get_api_key(self, sid: str) -> ApiKey | None: ...
+
+    async def add_recording(self, recording: Recording) -> None: ...
+
+    async def get_recording(self, sid: str) -> Recording | None: ...
+
+    async def list_recordings(
+        self, account_sid: str, where: RecordingFilter, after: Cursor | None, limit: int
+    ) -> list[Recording]:
+        """Up to `limit` recordings past `after`, in the cursor's walking order.
+
+        Forward (and with no cursor) that is newest first; backward, oldest first.
+        Deleted recordings are left out unless the filter asks for them.
+        """
+        ...
+
+    async def mark_deleted(self, sid: str, when: datetime) -> Recording | None:
+        """Set status `deleted`; the recording as it now is, or None if there is none."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+async def open_store(settings: Settings) -> MetadataStore:
+    from gateway.store.sqlite import SqliteStore
+
+    return await SqliteStore.open(settings.sqlite_path)

@@ -1,0 +1,116 @@
+"""SQL shared by the relational stores: the recordings table and its list query."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from gateway.models import (
+    Codec,
+    Container,
+    Cursor,
+    MediaType,
+    Recording,
+    RecordingFilter,
+    Status,
+)
+
+RECORDING_COLUMNS: Final = (
+    "sid, account_sid, status, date_created, date_updated, source_sid, type, "
+    "container_format, codec, duration, size, track_name, offset_ms, room_sid, "
+    "participant_sid, status_callback, status_callback_method, media_key, media_etag"
+)
+
+
+def to_micros(moment: datetime) -> int:
+    """Instants are kept as integer microseconds since the epoch: exact and sortable."""
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
+def from_micros(micros: int) -> datetime:
+    seconds, micro = divmod(micros, 1_000_000)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micro)
+
+
+def recording_row(r: Recording) -> tuple[Any, ...]:
+    return (
+        r.sid, r.account_sid, r.status.value, to_micros(r.date_created),
+        to_micros(r.date_updated), r.source_sid, r.type.value, r.container_format.value,
+        r.codec.value, r.duration, r.size, r.track_name, r.offset, r.room_sid,
+        r.participant_sid, r.status_callback, r.status_callback_method, r.media_key,
+        r.media_etag,
+    )  # fmt: skip
+
+
+def recording_from_row(row: Sequence[Any]) -> Recording:
+    return Recording(
+        sid=row[0],
+        account_sid=row[1],
+        status=Status(row[2]),
+        date_created=from_micros(row[3]),
+        date_updated=from_micros(row[4]),
+        source_sid=row[5],
+        type=MediaType(row[6]),
+        container_format=Container(row[7]),
+        codec=Codec(row[8]),
+        duration=row[9],
+        size=row[10],
+        track_name=row[11],
+        offset=row[12],
+        room_sid=row[13],
+        participant_sid=row[14],
+        status_callback=row[15],
+        status_callback_method=row[16],
+        media_key=row[17],
+        media_etag=row[18],
+    )
+
+
+def list_query(
+    account_sid: str,
+    where: RecordingFilter,
+    after: Cursor | None,
+    limit: int,
+    placeholder: Callable[[int], str],
+) -> tuple[str, list[Any]]:
+    """The keyset query behind every recordings list, for `placeholder(n)` style binds.
+
+    The order (date_created, sid) is unique, so a cursor names one exact position and
+    a deep page costs what the first does on the (account_sid, date_created, sid) index.
+    """
+    args: list[Any] = []
+
+    def bind(value: Any) -> str:
+        args.append(value)
+        return placeholder(len(args))
+
+    clauses = [f"account_sid = {bind(account_sid)}"]
+    if where.status is None:
+        clauses.append(f"status <> {bind(Status.DELETED.value)}")
+    else:
+        clauses.append(f"status = {bind(where.status.value)}")
+    if where.source_sid is not None:
+        clauses.append(f"source_sid = {bind(where.source_sid)}")
+    if where.room_sid is not None:
+        clauses.append(f"room_sid = {bind(where.room_sid)}")
+    for sid in where.grouping_sids:
+        value = bind(sid)
+        clauses.append(f"(room_sid = {value} OR participant_sid = {value})")
+    if where.created_after is not None:
+        clauses.append(f"date_created >= {bind(to_micros(where.created_after))}")
+    if where.created_before is not None:
+        clauses.append(f"date_created < {bind(to_micros(where.created_before))}")
+    if where.media_type is not None:
+        clauses.append(f"type = {bind(where.media_type.value)}")
+    order = "DESC"
+    if after is not None:
+        comparison = "<" if after.forward else ">"
+        order = "DESC" if after.forward else "ASC"
+        created, sid = bind(to_micros(after.date_created)), bind(after.sid)
+        clauses.append(f"(date_created, sid) {comparison} ({created}, {sid})")
+    sql = (
+        f"SELECT {RECORDING_COLUMNS} FROM recordings WHERE {' AND '.join(clauses)} "
+        f"ORDER BY date_created {order}, sid {order} LIMIT {bind(limit)}"
+    )
+    return sql, args

@@ -1,0 +1,158 @@
+"""Metadata in SQLite: the embedded default."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+import aiosqlite
+
+from gateway.models import Account, ApiKey, Cursor, Recording, RecordingFilter, Status
+from gateway.store.sql import (
+    RECORDING_COLUMNS,
+    from_micros,
+    list_query,
+    recording_from_row,
+    recording_row,
+    to_micros,
+)
+
+# Each entry moves the schema one version up; PRAGMA user_version records where it is.
+MIGRATIONS: Final = (
+    """
+    CREATE TABLE accounts (
+        sid TEXT PRIMARY KEY,
+        friendly_name TEXT NOT NULL,
+        auth_token TEXT NOT NULL,
+        date_created INTEGER NOT NULL
+    );
+    CREATE TABLE api_keys (
+        sid TEXT PRIMARY KEY,
+        account_sid TEXT NOT NULL REFERENCES accounts (sid),
+        secret_hash TEXT NOT NULL,
+        date_created INTEGER NOT NULL
+    );
+    CREATE TABLE recordings (
+        sid TEXT PRIMARY KEY,
+        account_sid TEXT NOT NULL REFERENCES accounts (sid),
+        status TEXT NOT NULL,
+        date_created INTEGER NOT NULL,
+        date_updated INTEGER NOT NULL,
+        source_sid TEXT NOT NULL,
+        type TEXT NOT NULL,
+        container_format TEXT NOT NULL,
+        codec TEXT NOT NULL,
+        duration INTEGER,
+        size INTEGER NOT NULL,
+        track_name TEXT NOT NULL,
+        offset_ms INTEGER NOT NULL,
+        room_sid TEXT,
+        participant_sid TEXT,
+        status_callback TEXT,
+        status_callback_method TEXT,
+        media_key TEXT,
+        media_etag TEXT
+    );
+    CREATE INDEX recordings_by_date ON recordings (account_sid, date_created, sid);
+    CREATE INDEX recordings_by_room ON recordings (account_sid, room_sid, date_created, sid);
+    CREATE INDEX recordings_by_participant
+        ON recordings (account_sid, participant_sid, date_created, sid);
+    CREATE INDEX recordings_by_source ON recordings (account_sid, source_sid, date_created, sid);
+    CREATE INDEX recordings_by_status ON recordings (account_sid, status, date_created, sid);
+    """,
+)
+
+
+class SqliteStore:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteStore:
+        if str(path) != ":memory:":
+            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path)
+        try:
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await db.execute("PRAGMA busy_timeout = 5000")
+            await _migrate(db)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db)
+
+    async def aclose(self) -> None:
+        await self._db.close()
+
+    async def add_account(self, account: Account) -> None:
+        await self._write(
+            "INSERT INTO accounts VALUES (?, ?, ?, ?)",
+            (
+                account.sid,
+                account.friendly_name,
+                account.auth_token,
+                to_micros(account.date_created),
+            ),
+        )
+
+    async def get_account(self, sid: str) -> Account | None:
+        row = await self._one("SELECT * FROM accounts WHERE sid = ?", (sid,))
+        return None if row is None else Account(row[0], row[1], row[2], from_micros(row[3]))
+
+    async def add_api_key(self, key: ApiKey) -> None:
+        await self._write(
+            "INSERT INTO api_keys VALUES (?, ?, ?, ?)",
+            (key.sid, key.account_sid, key.secret_hash, to_micros(key.date_created)),
+        )
+
+    async def get_api_key(self, sid: str) -> ApiKey | None:
+        row = await self._one("SELECT * FROM api_keys WHERE sid = ?", (sid,))
+        return None if row is None else ApiKey(row[0], row[1], row[2], from_micros(row[3]))
+
+    async def add_recording(self, recording: Recording) -> None:
+        placeholders = ", ".join("?" * len(RECORDING_COLUMNS.split(",")))
+        await self._write(
+            f"INSERT INTO recordings ({RECORDING_COLUMNS}) VALUES ({placeholders})",
+            recording_row(recording),
+        )
+
+    async def get_recording(self, sid: str) -> Recording | None:
+        row = await self._one(f"SELECT {RECORDING_COLUMNS} FROM recordings WHERE sid = ?", (sid,))
+        return None if row is None else recording_from_row(row)
+
+    async def list_recordings(
+        self, account_sid: str, where: RecordingFilter, after: Cursor | None, limit: int
+    ) -> list[Recording]:
+        sql, args = list_query(account_sid, where, after, limit, lambda n: f"?{n}")
+        async with self._db.execute(sql, args) as cursor:
+            return [recording_from_row(row) for row in await cursor.fetchall()]
+
+    async def mark_deleted(self, sid: str, when: datetime) -> Recording | None:
+        # One statement, so two concurrent deletes agree on what was there before.
+        async with self._db.execute(
+            f"UPDATE recordings SET status = ?, date_updated = ? WHERE sid = ? "
+            f"RETURNING {RECORDING_COLUMNS}",
+            (Status.DELETED.value, to_micros(when), sid),
+        ) as cursor:
+            row = await cursor.fetchone()
+        await self._db.commit()
+        return None if row is None else recording_from_row(row)
+
+    async def _one(self, sql: str, args: tuple[object, ...]) -> aiosqlite.Row | None:
+        async with self._db.execute(sql, args) as cursor:
+            return await cursor.fetchone()
+
+    async def _write(self, sql: str, args: tuple[object, ...]) -> None:
+        await self._db.execute(sql, args)
+        await self._db.commit()
+
+
+async def _migrate(db: aiosqlite.Connection) -> None:
+    async with db.execute("PRAGMA user_version") as cursor:
+        row = await cursor.fetchone()
+    version = row[0] if row else 0
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        await db.executescript(f"BEGIN; {script} PRAGMA user_version = {number}; COMMIT;")
