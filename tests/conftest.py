@@ -1,0 +1,136 @@
+"""Fixtures that start real things: the app on a loopback port, real media, real clients."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
+from blockbuster import BlockBuster, blockbuster_ctx
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
+
+from gateway.accounts import create_account
+from gateway.api.keys import RECORDINGS, STORE
+from gateway.app import create_app
+from gateway.config import Settings
+from gateway.models import Account, Codec, Recording
+from gateway.recordings import Recordings
+from gateway.sids import mint
+from tests.media import make_recordings
+
+SIGNING_KEY = "test-signing-key-0123456789abcdef"
+
+
+def basic_auth(login: str, password: str) -> dict[str, str]:
+    credentials = base64.b64encode(f"{login}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {credentials}"}
+
+
+class Clock:
+    """Real time plus whatever a test has skipped forward."""
+
+    def __init__(self) -> None:
+        self.skipped = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.skipped
+
+    def advance(self, seconds: float) -> None:
+        self.skipped += seconds
+
+
+@pytest.fixture(autouse=True)
+def no_blocking_calls() -> Iterator[BlockBuster]:
+    """Fail any test whose code blocks the event loop (file I/O, sleeps, sync sockets)."""
+    with blockbuster_ctx(["gateway"]) as blockbuster:
+        yield blockbuster
+
+
+@pytest.fixture(scope="session")
+def media_files(tmp_path_factory: pytest.TempPathFactory) -> dict[Codec, Path]:
+    return make_recordings(tmp_path_factory.mktemp("media"))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{tmp_path}/gateway.db",
+        storage_url=str(tmp_path / "media"),
+        signing_keys=(SIGNING_KEY,),
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, clock: Clock) -> web.Application:
+    return create_app(settings, settings.signing_keys, now=clock, sendfile=True)
+
+
+@pytest.fixture
+async def server(app: web.Application) -> AsyncIterator[TestServer]:
+    async with TestServer(app, host="127.0.0.1") as test_server:
+        yield test_server
+
+
+@pytest.fixture
+def base_url(server: TestServer) -> str:
+    return str(server.make_url("")).rstrip("/")
+
+
+@pytest.fixture
+def recordings(app: web.Application, server: TestServer) -> Recordings:
+    return app[RECORDINGS]
+
+
+@pytest.fixture
+async def account(app: web.Application, server: TestServer) -> Account:
+    return await create_account(app[STORE], "Tests")
+
+
+@pytest.fixture
+async def other_account(app: web.Application, server: TestServer) -> Account:
+    return await create_account(app[STORE], "Someone else")
+
+
+@pytest.fixture
+async def http(account: Account) -> AsyncIterator[ClientSession]:
+    """A plain HTTP client authenticated as `account`."""
+    async with ClientSession(headers=basic_auth(account.sid, account.auth_token)) as session:
+        yield session
+
+
+@pytest.fixture
+async def anonymous() -> AsyncIterator[ClientSession]:
+    async with ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def twilio(account: Account, base_url: str) -> AsyncIterator[Client]:
+    """The official helper library, unchanged but for its base URL."""
+    http_client = AsyncTwilioHttpClient()
+    client = Client(account.sid, account.auth_token, http_client=http_client)
+    client.video.base_url = base_url
+    yield client
+    await http_client.close()
+
+
+@pytest.fixture
+async def ingested(
+    recordings: Recordings, account: Account, media_files: dict[Codec, Path]
+) -> dict[Codec, Recording]:
+    """One completed recording per codec, all in one room."""
+    room = mint("RM")
+    return {
+        codec: await recordings.ingest(path, account.sid, room_sid=room, participant_sid=mint("PA"))
+        for codec, path in media_files.items()
+    }
