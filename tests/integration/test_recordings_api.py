@@ -171,9 +171,7 @@ async def test_last_page_has_no_next_page_url(
     assert body["meta"]["next_page_url"] is None
 
 
-async def test_list_filters_each_narrow_the_result(
-    twilio: Client, many: list[Recording]
-) -> None:
+async def test_list_filters_each_narrow_the_result(twilio: Client, many: list[Recording]) -> None:
     recordings = twilio.video.v1.recordings
 
     async def sids(**filters: object) -> list[str]:
@@ -181,7 +179,9 @@ async def test_list_filters_each_narrow_the_result(
 
     newest_first = list(reversed(many))
     room_a, alice = many[0].room_sid, many[1].participant_sid
-    assert await sids(grouping_sid=[room_a]) == [r.sid for r in newest_first if r.room_sid == room_a]
+    assert await sids(grouping_sid=[room_a]) == [
+        r.sid for r in newest_first if r.room_sid == room_a
+    ]
     assert await sids(grouping_sid=[room_a, alice]) == [
         r.sid for r in newest_first if r.room_sid == room_a and r.participant_sid == alice
     ]
@@ -218,7 +218,7 @@ async def test_delete_keeps_metadata_as_deleted_and_hides_it_from_the_list(
     deleted = await twilio.video.v1.recordings.list_async(status="deleted")
     assert [r.sid for r in deleted] == [target.sid]
     media = settings.storage_path / target.media_key  # type: ignore[attr-defined]
-    assert not media.exists()  # noqa: ASYNC240
+    assert not media.exists()
 
 
 async def test_room_recordings_list_fetch_and_delete(

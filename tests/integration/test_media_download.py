@@ -1,0 +1,321 @@
+"""The signed link: redirect, byte-exact downloads, ranges, conditionals, expiry, revocation."""
+
+from __future__ import annotations
+
+import asyncio
+from email.utils import format_datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
+
+from gateway.app import create_app
+from gateway.config import Settings
+from gateway.models import Codec, Recording
+from tests.conftest import SIGNING_KEY, Clock
+from tests.schema import validate_error
+
+CONTENT_TYPES = {
+    Codec.OPUS: "audio/webm",
+    Codec.VP8: "video/webm",
+    Codec.H264: "video/x-matroska",
+    Codec.PCMU: "audio/x-matroska",
+}
+
+
+@pytest.fixture(params=["sendfile", "chunks"])
+def app(request: pytest.FixtureRequest, settings: Settings, clock: Clock) -> web.Application:
+    """Every download behaviour runs through both ways local bytes can leave."""
+    return create_app(
+        settings, settings.signing_keys, now=clock, sendfile=request.param == "sendfile"
+    )
+
+
+async def media_link(
+    http: ClientSession, base_url: str, recording: Recording, **params: str
+) -> str:
+    url = f"{base_url}/v1/Recordings/{recording.sid}/Media"
+    async with http.get(url, params=params, allow_redirects=False) as response:
+        assert response.status == 302, await response.text()
+        body = await response.json()
+        assert response.headers["Location"] == body["redirect_to"]
+    assert set(body) == {"redirect_to"}
+    return body["redirect_to"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def audio(ingested: dict[Codec, Recording]) -> Recording:
+    return ingested[Codec.OPUS]
+
+
+@pytest.fixture
+async def audio_bytes(media_files: dict[Codec, Path]) -> bytes:
+    return await asyncio.to_thread(media_files[Codec.OPUS].read_bytes)
+
+
+@pytest.fixture
+async def link(http: ClientSession, base_url: str, audio: Recording) -> str:
+    return await media_link(http, base_url, audio)
+
+
+async def test_every_codec_downloads_byte_exact_with_its_content_type(
+    http: ClientSession,
+    anonymous: ClientSession,
+    base_url: str,
+    ingested: dict[Codec, Recording],
+    media_files: dict[Codec, Path],
+) -> None:
+    assert set(ingested) == set(CONTENT_TYPES), "PCMU media needs ffmpeg"
+    for codec, recording in ingested.items():
+        link = await media_link(http, base_url, recording)
+        async with anonymous.get(link) as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"] == CONTENT_TYPES[codec]
+            assert response.headers["Accept-Ranges"] == "bytes"
+            body = await response.read()
+        assert body == await asyncio.to_thread(media_files[codec].read_bytes)
+
+
+async def test_link_is_under_this_service_and_default_disposition_is_attachment(
+    anonymous: ClientSession, base_url: str, audio: Recording, link: str
+) -> None:
+    assert link.startswith(f"{base_url}/media/")
+    async with anonymous.get(link) as response:
+        assert response.headers["Content-Disposition"] == f'attachment; filename="{audio.sid}.mka"'
+        assert response.headers["Cache-Control"] == "private, max-age=600"
+
+
+async def test_following_the_redirect_with_credentials_yields_the_media(
+    http: ClientSession, base_url: str, audio: Recording, audio_bytes: bytes
+) -> None:
+    async with http.get(f"{base_url}/v1/Recordings/{audio.sid}/Media") as response:
+        assert response.status == 200
+        assert await response.read() == audio_bytes
+
+
+@pytest.mark.parametrize(
+    ("requested", "sent"),
+    [
+        ("inline", "inline"),
+        ('attachment; filename="talk.mka"', 'attachment; filename="talk.mka"'),
+        ("INLINE; filename=talk.mka", 'inline; filename="talk.mka"'),
+        (
+            'attachment; filename="réunion.mka"',
+            "attachment; filename=\"r_union.mka\"; filename*=UTF-8''" + quote("réunion.mka"),
+        ),
+    ],
+)
+async def test_content_disposition_is_sent_as_signed(
+    http: ClientSession,
+    anonymous: ClientSession,
+    base_url: str,
+    audio: Recording,
+    requested: str,
+    sent: str,
+) -> None:
+    link = await media_link(http, base_url, audio, ContentDisposition=requested)
+    async with anonymous.get(link) as response:
+        assert response.headers["Content-Disposition"] == sent
+
+
+@pytest.mark.parametrize(
+    ("range_header", "start", "end"),
+    [
+        ("bytes=0-99", 0, 100),  # start
+        ("bytes=0-", 0, None),  # Chrome's first request: must be 206 to allow seeking
+        ("bytes=1000-1999", 1000, 2000),  # middle
+        ("bytes=-500", -500, None),  # end (suffix)
+        ("bytes=5000-", 5000, None),  # to the end
+        ("bytes=100-999999999", 100, None),  # last-pos past the end is clamped
+    ],
+)
+async def test_single_range_is_206_with_exact_bytes(
+    anonymous: ClientSession,
+    link: str,
+    audio_bytes: bytes,
+    range_header: str,
+    start: int,
+    end: int | None,
+) -> None:
+    size = len(audio_bytes)
+    expected = audio_bytes[start:end]
+    first = start % size
+    async with anonymous.get(link, headers={"Range": range_header}) as response:
+        assert response.status == 206
+        assert (
+            response.headers["Content-Range"] == f"bytes {first}-{first + len(expected) - 1}/{size}"
+        )
+        assert response.headers["Content-Length"] == str(len(expected))
+        assert await response.read() == expected
+
+
+async def test_suffix_range_longer_than_file_returns_whole_body(
+    anonymous: ClientSession, link: str, audio_bytes: bytes
+) -> None:
+    async with anonymous.get(link, headers={"Range": "bytes=-99999999"}) as response:
+        assert response.status == 206
+        assert (
+            response.headers["Content-Range"]
+            == f"bytes 0-{len(audio_bytes) - 1}/{len(audio_bytes)}"
+        )
+        assert await response.read() == audio_bytes
+
+
+@pytest.mark.parametrize("range_header", ["bytes=99999999-", "bytes=-0"])
+async def test_unsatisfiable_range_is_416_with_the_size(
+    anonymous: ClientSession, link: str, audio_bytes: bytes, range_header: str
+) -> None:
+    async with anonymous.get(link, headers={"Range": range_header}) as response:
+        assert response.status == 416
+        assert response.headers["Content-Range"] == f"bytes */{len(audio_bytes)}"
+        validate_error(await response.json(), 416)
+
+
+@pytest.mark.parametrize(
+    "range_header", ["bytes=0-1,5-6", "bytes=abc", "items=0-5", "bytes=9-3", "bytes="]
+)
+async def test_multi_or_malformed_range_is_ignored_with_whole_body(
+    anonymous: ClientSession, link: str, audio_bytes: bytes, range_header: str
+) -> None:
+    async with anonymous.get(link, headers={"Range": range_header}) as response:
+        assert response.status == 200
+        assert "Content-Range" not in response.headers
+        assert await response.read() == audio_bytes
+
+
+async def test_head_sends_headers_without_body(
+    anonymous: ClientSession, link: str, audio_bytes: bytes
+) -> None:
+    async with anonymous.head(link) as response:
+        assert response.status == 200
+        assert response.headers["Content-Length"] == str(len(audio_bytes))
+        assert response.headers["Content-Type"] == "audio/webm"
+        assert await response.read() == b""
+    async with anonymous.head(link, headers={"Range": "bytes=10-19"}) as response:
+        assert response.status == 206
+        assert response.headers["Content-Range"] == f"bytes 10-19/{len(audio_bytes)}"
+
+
+async def test_if_none_match_with_current_etag_is_304(anonymous: ClientSession, link: str) -> None:
+    async with anonymous.get(link) as response:
+        etag = response.headers["ETag"]
+        last_modified = response.headers["Last-Modified"]
+    assert etag[0] == etag[-1] == '"'
+    async with anonymous.get(link, headers={"If-None-Match": etag}) as response:
+        assert response.status == 304
+        assert response.headers["ETag"] == etag
+        assert await response.read() == b""
+    async with anonymous.get(link, headers={"If-None-Match": 'W/"other", ' + etag}) as response:
+        assert response.status == 304
+    async with anonymous.get(link, headers={"If-Modified-Since": last_modified}) as response:
+        assert response.status == 304
+    async with anonymous.get(link, headers={"If-None-Match": '"stale"'}) as response:
+        assert response.status == 200
+
+
+async def test_if_modified_since_before_last_modified_sends_the_body(
+    anonymous: ClientSession, link: str, audio: Recording, audio_bytes: bytes
+) -> None:
+    earlier = format_datetime(audio.date_updated.replace(year=2020), usegmt=True)
+    async with anonymous.get(link, headers={"If-Modified-Since": earlier}) as response:
+        assert response.status == 200
+        assert await response.read() == audio_bytes
+
+
+async def test_if_range_with_current_etag_honours_the_range(
+    anonymous: ClientSession, link: str, audio_bytes: bytes
+) -> None:
+    async with anonymous.head(link) as response:
+        etag = response.headers["ETag"]
+    headers = {"Range": "bytes=0-9", "If-Range": etag}
+    async with anonymous.get(link, headers=headers) as response:
+        assert response.status == 206
+        assert await response.read() == audio_bytes[:10]
+    headers["If-Range"] = '"changed"'
+    async with anonymous.get(link, headers=headers) as response:
+        assert response.status == 200
+        assert await response.read() == audio_bytes
+
+
+async def test_if_match_with_another_etag_is_412(anonymous: ClientSession, link: str) -> None:
+    async with anonymous.get(link, headers={"If-Match": '"other"'}) as response:
+        assert response.status == 412
+
+
+async def test_expired_link_is_403_saying_it_expired(
+    http: ClientSession, anonymous: ClientSession, base_url: str, audio: Recording, clock: Clock
+) -> None:
+    link = await media_link(http, base_url, audio, Ttl="60")
+    clock.advance(59)
+    async with anonymous.get(link) as response:
+        assert response.status == 200
+        assert response.headers["Cache-Control"] == "private, max-age=1"
+    clock.advance(10)
+    async with anonymous.get(link) as response:
+        assert response.status == 403
+        body = await response.json()
+    validate_error(body, 403)
+    assert "expired" in body["message"]
+
+
+@pytest.mark.slow
+async def test_link_with_ttl_1_expires_in_real_time(
+    http: ClientSession, anonymous: ClientSession, base_url: str, audio: Recording
+) -> None:
+    link = await media_link(http, base_url, audio, Ttl="1")
+    async with anonymous.get(link) as response:
+        assert response.status == 200
+    await asyncio.sleep(4.1)  # Ttl + the allowed clock skew + a margin
+    async with anonymous.get(link) as response:
+        assert response.status == 403
+        assert "expired" in (await response.json())["message"]
+
+
+@pytest.mark.parametrize("position", [0, 10, -10, -1])
+async def test_tampered_link_is_403(anonymous: ClientSession, link: str, position: int) -> None:
+    prefix, token = link.rsplit("/", 1)
+    flipped = "A" if token[position] != "A" else "B"
+    tampered = token[:position] + flipped + (token[position + 1 :] if position != -1 else "")
+    async with anonymous.get(f"{prefix}/{tampered}") as response:
+        assert response.status == 403
+        body = await response.json()
+    validate_error(body, 403)
+    assert "expired" not in body["message"]
+
+
+async def test_link_signed_with_retired_key_is_403_and_rotation_keeps_old_links(
+    settings: Settings,
+    clock: Clock,
+    http: ClientSession,
+    anonymous: ClientSession,
+    base_url: str,
+    audio: Recording,
+    link: str,
+    audio_bytes: bytes,
+) -> None:
+    token = link.rsplit("/", 1)[1]
+    rotated = create_app(settings, ("a-brand-new-signing-key-0123456789", SIGNING_KEY), now=clock)
+    retired = create_app(settings, ("a-brand-new-signing-key-0123456789",), now=clock)
+    async with TestServer(rotated, host="127.0.0.1") as server:
+        async with anonymous.get(server.make_url(f"/media/{token}")) as response:
+            assert response.status == 200
+            assert await response.read() == audio_bytes
+    async with TestServer(retired, host="127.0.0.1") as server:
+        async with anonymous.get(server.make_url(f"/media/{token}")) as response:
+            assert response.status == 403
+
+
+async def test_deleting_the_recording_revokes_an_outstanding_link(
+    http: ClientSession, anonymous: ClientSession, base_url: str, audio: Recording, link: str
+) -> None:
+    async with http.delete(f"{base_url}/v1/Recordings/{audio.sid}") as response:
+        assert response.status == 204
+    async with anonymous.get(link) as response:
+        assert response.status == 404
+        validate_error(await response.json(), 404)
+    async with http.get(
+        f"{base_url}/v1/Recordings/{audio.sid}/Media", allow_redirects=False
+    ) as response:
+        assert response.status == 404
