@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import av
 import pytest
 
 from gateway.demo import write_tone, write_video
@@ -51,3 +52,20 @@ def make_recordings(folder: Path) -> dict[Codec, Path]:
         files[Codec.PCMU] = folder / "audio-pcmu.mka"
         write_pcmu(files[Codec.PCMU], 2.0)
     return files
+
+
+def write_noisy_video(path: Path, seconds: float, fps: int = 15) -> None:
+    """VP8 noise a few MB long with a keyframe each second: large enough that a player
+    must ask for a later range to seek, rather than reading the whole file at once."""
+    width, height = 320, 240
+    with av.open(str(path), "w", format="matroska") as container:
+        stream = container.add_stream("libvpx", rate=fps, options={"b": "4M"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.gop_size = fps
+        for index in range(int(seconds * fps)):
+            frame = av.VideoFrame(width, height, "yuv420p")
+            for plane in frame.planes:
+                plane.update(os.urandom(plane.buffer_size))
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))

@@ -11,6 +11,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
+from gateway.config import Settings
 from gateway.models import Account, Codec, Recording, Status
 from gateway.recordings import Recordings
 from gateway.sids import mint
@@ -207,7 +208,7 @@ async def test_grouping_sid_accepts_a_json_array_string(
 
 
 async def test_delete_keeps_metadata_as_deleted_and_hides_it_from_the_list(
-    twilio: Client, ingested: dict[Codec, Recording], settings: object
+    twilio: Client, ingested: dict[Codec, Recording], settings: Settings
 ) -> None:
     target = ingested[Codec.VP8]
     assert await twilio.video.v1.recordings(target.sid).delete_async() is True
@@ -217,8 +218,8 @@ async def test_delete_keeps_metadata_as_deleted_and_hides_it_from_the_list(
     assert target.sid not in listed
     deleted = await twilio.video.v1.recordings.list_async(status="deleted")
     assert [r.sid for r in deleted] == [target.sid]
-    media = settings.storage_path / target.media_key  # type: ignore[attr-defined]
-    assert not media.exists()
+    assert target.media_key is not None
+    assert not (settings.storage_path / target.media_key).exists()
 
 
 async def test_room_recordings_list_fetch_and_delete(

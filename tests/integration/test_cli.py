@@ -1,0 +1,213 @@
+"""The `gateway` command as an operator runs it: a real process, JSON out, exit 2 on error."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.models import Codec
+from tests.conftest import basic_auth
+from tests.media import require_ffmpeg, write_mp3_in_matroska
+from tests.schema import validate
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path}/var/gateway.db",
+        "GATEWAY_STORAGE_URL": f"file://{tmp_path}/var/media",
+        "GATEWAY_PUBLIC_URL": "https://recordings.example.com",
+    }
+
+
+def gateway(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def ok(env: dict[str, str], *args: str) -> dict[str, object]:
+    done = gateway(env, *args)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def refused(env: dict[str, str], *args: str) -> str:
+    done = gateway(env, *args)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1, done.stderr  # one line, no traceback
+    return done.stderr
+
+
+@pytest.fixture
+def account(env: dict[str, str]) -> dict[str, str]:
+    return ok(env, "accounts", "create", "--name", "Ops")  # type: ignore[return-value]
+
+
+def test_accounts_create_prints_sid_and_token(account: dict[str, str]) -> None:
+    assert set(account) == {"account_sid", "auth_token"}
+    assert account["account_sid"].startswith("AC")
+    assert len(account["account_sid"]) == 34
+    assert len(account["auth_token"]) == 32
+
+
+def test_keys_create_prints_sid_and_secret(env: dict[str, str], account: dict[str, str]) -> None:
+    key = ok(env, "keys", "create", "--account", account["account_sid"])
+    assert set(key) == {"sid", "secret"}
+    assert str(key["sid"]).startswith("SK")
+
+
+def test_keys_create_for_unknown_account_is_refused(env: dict[str, str]) -> None:
+    assert "AC" in refused(env, "keys", "create", "--account", "AC" + "0" * 32)
+
+
+def test_ingest_prints_the_recording_as_the_api_shows_it(
+    env: dict[str, str], account: dict[str, str], media_files: dict[Codec, Path]
+) -> None:
+    room, participant, track = "RM" + "1" * 32, "PA" + "2" * 32, "MT" + "3" * 32
+    for codec, path in media_files.items():
+        printed = ok(
+            env, "ingest", str(path), "--account", account["account_sid"], "--room", room,
+            "--participant", participant, "--source-sid", track, "--track-name", "mic",
+            "--offset", "1500", "--codec", codec.value,
+        )  # fmt: skip
+        validate(printed, "/v1/Recordings/{Sid}")
+        assert printed["codec"] == codec.value
+        assert printed["status"] == "completed"
+        assert printed["size"] == path.stat().st_size
+        assert printed["grouping_sids"] == {"room_sid": room, "participant_sid": participant}
+        assert (printed["source_sid"], printed["track_name"], printed["offset"]) == (
+            track, "mic", 1500
+        )  # fmt: skip
+        assert printed["url"] == f"https://recordings.example.com/v1/Recordings/{printed['sid']}"
+
+
+def test_ingest_refuses_a_file_that_is_not_matroska_and_stores_nothing(
+    env: dict[str, str], account: dict[str, str], tmp_path: Path
+) -> None:
+    text = tmp_path / "notes.mka"
+    text.write_text("not media\n")
+    assert "Matroska" in refused(env, "ingest", str(text), "--account", account["account_sid"])
+    assert not any((tmp_path / "var" / "media").rglob("*.mk?"))
+
+
+def test_ingest_refuses_an_unsupported_codec_and_stores_nothing(
+    env: dict[str, str], account: dict[str, str], tmp_path: Path
+) -> None:
+    require_ffmpeg()
+    mp3 = tmp_path / "music.mka"
+    write_mp3_in_matroska(mp3)
+    message = refused(env, "ingest", str(mp3), "--account", account["account_sid"])
+    assert "mp3" in message
+    assert "VP8, H264, OPUS, PCMU" in message
+    assert not any((tmp_path / "var" / "media").rglob("*.mk?"))
+
+
+def test_ingest_refuses_a_codec_other_than_declared(
+    env: dict[str, str], account: dict[str, str], media_files: dict[Codec, Path], tmp_path: Path
+) -> None:
+    args = ("ingest", str(media_files[Codec.OPUS]), "--account", account["account_sid"])
+    assert "PCMU" in refused(env, *args, "--codec", "PCMU")
+    assert "room" in refused(env, *args, "--room", "RM-not-a-sid")
+    assert "no such file" in refused(env, "ingest", "/nonexistent.mka", "--account", "AC1")
+    assert not any((tmp_path / "var" / "media").rglob("*.mk?"))
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("GATEWAY_PORT", "eighty"),
+        ("GATEWAY_PORT", "70000"),
+        ("GATEWAY_DATABASE_URL", "mysql://db/gateway"),
+        ("GATEWAY_STORAGE_URL", "ftp://files/media"),
+        ("GATEWAY_PUBLIC_URL", "recordings.example.com"),
+        ("GATEWAY_SIGNING_KEYS", "short"),
+    ],
+)
+def test_malformed_setting_stops_with_one_line_naming_it(
+    env: dict[str, str], variable: str, value: str
+) -> None:
+    for command in (("serve",), ("accounts", "create")):
+        assert variable in refused({**env, variable: value}, *command)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
+    """`gateway serve --demo` as `make run` starts it, in a fresh folder; its base URL and
+    the lines it printed before it answered."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--demo", "--port", str(port)],
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    lines: list[str] = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if "Running on" in line:
+                break
+        else:
+            pytest.fail("".join(lines))
+        yield base, lines
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_serve_demo_prints_credentials_and_a_working_curl_line(
+    served: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    base, lines = served
+    text = "".join(lines)
+    account_sid = text.split("Demo account: ")[1].split()[0]
+    auth_token = text.split("Auth token:")[1].split()[0]
+    curl = next(line for line in lines if line.strip().startswith("curl -L"))
+    media_url = curl.rsplit("'", 2)[1]
+    assert media_url.startswith(f"{base}/v1/Recordings/RT")
+    request = urllib.request.Request(media_url, headers=basic_auth(account_sid, auth_token))
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body = response.read()
+    assert body[:4] == b"\x1a\x45\xdf\xa3"  # the EBML magic that opens every Matroska file
+    assert (tmp_path / "var" / "gateway.db").is_file()
+    key_file = tmp_path / "var" / "signing-key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    listing = urllib.request.Request(
+        f"{base}/v1/Recordings", headers=basic_auth(account_sid, auth_token)
+    )
+    with urllib.request.urlopen(listing, timeout=10) as response:
+        recordings = json.load(response)["recordings"]
+    assert {r["codec"] for r in recordings} == {"OPUS", "VP8"}
+    unauthenticated = urllib.request.Request(f"{base}/v1/Recordings")
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(unauthenticated, timeout=10)
+    assert raised.value.code == 401
