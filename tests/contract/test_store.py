@@ -1,0 +1,196 @@
+"""The MetadataStore contract, written once and run on every backend."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway.config import Settings
+from gateway.models import (
+    Account,
+    ApiKey,
+    Codec,
+    Container,
+    Cursor,
+    MediaType,
+    Recording,
+    RecordingFilter,
+    Status,
+)
+from gateway.sids import mint
+from gateway.store import MetadataStore, open_store
+
+T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite"])
+def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    return Settings(database_url=f"sqlite:///{tmp_path}/gateway.db")
+
+
+@pytest.fixture
+async def store(store_settings: Settings) -> AsyncIterator[MetadataStore]:
+    opened = await open_store(store_settings)
+    yield opened
+    await opened.aclose()
+
+
+@pytest.fixture
+async def account(store: MetadataStore) -> Account:
+    account = Account(mint("AC"), "Store tests", "token", T0)
+    await store.add_account(account)
+    return account
+
+
+def recording(account: Account, minutes: int, **changes: object) -> Recording:
+    made = Recording(
+        sid=mint("RT"),
+        account_sid=account.sid,
+        status=Status.COMPLETED,
+        date_created=T0 + timedelta(minutes=minutes),
+        date_updated=T0 + timedelta(minutes=minutes, seconds=5),
+        source_sid=mint("MT"),
+        type=MediaType.AUDIO,
+        container_format=Container.MKA,
+        codec=Codec.OPUS,
+        duration=7,
+        size=1234,
+        track_name="mic",
+        offset=42,
+        room_sid=mint("RM"),
+        participant_sid=mint("PA"),
+        media_key="AC/RT.mka",
+        media_etag='"abc"',
+    )
+    return made.replace(**changes)
+
+
+async def add(store: MetadataStore, *recordings: Recording) -> list[Recording]:
+    for each in recordings:
+        await store.add_recording(each)
+    return list(recordings)
+
+
+async def listed(
+    store: MetadataStore,
+    account: Account,
+    where: RecordingFilter | None = None,
+    after: Cursor | None = None,
+    limit: int = 100,
+) -> list[str]:
+    rows = await store.list_recordings(account.sid, where or RecordingFilter(), after, limit)
+    return [row.sid for row in rows]
+
+
+async def test_recording_round_trips_every_field_to_the_microsecond(
+    store: MetadataStore, account: Account
+) -> None:
+    original = recording(
+        account, 0, status_callback="https://example.com/cb", status_callback_method="POST"
+    )
+    await store.add_recording(original)
+    assert await store.get_recording(original.sid) == original
+
+
+async def test_unknown_sids_are_none(store: MetadataStore) -> None:
+    assert await store.get_recording(mint("RT")) is None
+    assert await store.get_account(mint("AC")) is None
+    assert await store.get_api_key(mint("SK")) is None
+
+
+async def test_accounts_and_keys_round_trip(store: MetadataStore, account: Account) -> None:
+    assert await store.get_account(account.sid) == account
+    key = ApiKey(mint("SK"), account.sid, "f" * 64, T0)
+    await store.add_api_key(key)
+    assert await store.get_api_key(key.sid) == key
+
+
+async def test_list_is_newest_first_and_scoped_to_the_account(
+    store: MetadataStore, account: Account
+) -> None:
+    other = Account(mint("AC"), "Other", "token", T0)
+    await store.add_account(other)
+    mine = await add(store, *(recording(account, minutes) for minutes in (5, 1, 3)))
+    await add(store, recording(other, 2))
+    assert await listed(store, account) == [mine[0].sid, mine[2].sid, mine[1].sid]
+
+
+async def test_same_instant_is_ordered_by_sid_so_paging_never_skips(
+    store: MetadataStore, account: Account
+) -> None:
+    same = await add(store, *(recording(account, 0) for _ in range(5)))
+    expected = sorted((r.sid for r in same), reverse=True)
+    first = await store.list_recordings(account.sid, RecordingFilter(), None, 2)
+    assert [r.sid for r in first] == expected[:2]
+    rest = await listed(store, account, after=Cursor(first[-1].date_created, first[-1].sid))
+    assert rest == expected[2:]
+
+
+async def test_backward_cursor_walks_towards_newer_oldest_first(
+    store: MetadataStore, account: Account
+) -> None:
+    made = await add(store, *(recording(account, minutes) for minutes in range(6)))
+    middle = made[2]
+    back = Cursor(middle.date_created, middle.sid, forward=False)
+    assert await listed(store, account, after=back, limit=2) == [made[3].sid, made[4].sid]
+
+
+async def test_deleted_are_left_out_unless_asked_for(
+    store: MetadataStore, account: Account
+) -> None:
+    kept, gone = await add(store, recording(account, 0), recording(account, 1))
+    deleted = await store.mark_deleted(gone.sid, T0 + timedelta(days=1))
+    assert deleted is not None
+    assert deleted.status is Status.DELETED
+    assert deleted.date_updated == T0 + timedelta(days=1)
+    assert await listed(store, account) == [kept.sid]
+    assert await listed(store, account, RecordingFilter(status=Status.DELETED)) == [gone.sid]
+    assert await store.mark_deleted(mint("RT"), T0) is None
+
+
+async def test_filters_narrow_the_list(store: MetadataStore, account: Account) -> None:
+    room, alice = mint("RM"), mint("PA")
+    audio = await add(store, recording(account, 0, room_sid=room, participant_sid=alice))
+    video = await add(
+        store,
+        recording(
+            account, 10, room_sid=room, type=MediaType.VIDEO,
+            codec=Codec.VP8, container_format=Container.MKV,
+        ),
+    )  # fmt: skip
+    elsewhere = await add(store, recording(account, 20, participant_sid=alice))
+    processing = await add(store, recording(account, 30, status=Status.PROCESSING))
+
+    async def only(**where: object) -> list[str]:
+        return await listed(store, account, RecordingFilter(**where))  # type: ignore[arg-type]
+
+    assert await only(grouping_sids=(room,)) == [video[0].sid, audio[0].sid]
+    assert await only(grouping_sids=(alice,)) == [elsewhere[0].sid, audio[0].sid]
+    assert await only(grouping_sids=(room, alice)) == [audio[0].sid]
+    assert await only(room_sid=room) == [video[0].sid, audio[0].sid]
+    assert await only(media_type=MediaType.VIDEO) == [video[0].sid]
+    assert await only(source_sid=elsewhere[0].source_sid) == [elsewhere[0].sid]
+    assert await only(status=Status.PROCESSING) == [processing[0].sid]
+    # DateCreatedAfter is inclusive, DateCreatedBefore exclusive.
+    window = {
+        "created_after": T0 + timedelta(minutes=10),
+        "created_before": T0 + timedelta(minutes=30),
+    }
+    assert await only(**window) == [elsewhere[0].sid, video[0].sid]
+
+
+async def test_data_survives_reopening(store_settings: Settings) -> None:
+    first = await open_store(store_settings)
+    account = Account(mint("AC"), "Durable", "token", T0)
+    await first.add_account(account)
+    await first.add_recording(recording(account, 0))
+    await first.aclose()
+    second = await open_store(store_settings)
+    try:
+        assert await second.get_account(account.sid) == account
+        assert len(await listed(second, account)) == 1
+    finally:
+        await second.aclose()
