@@ -165,7 +165,6 @@ async def _announce_demo(settings: Settings, recordings: Recordings) -> None:
     for recording in page.recordings:
         sid, media = recording.sid, f"{base}/v1/Recordings/{recording.sid}/Media"
         file = f"{sid}.{recording.container_format}"
-        print(
-            f"Fetch a recording's media:\n  curl -L -u {account_sid}:{auth_token} -o {file} '{media}'"
-        )
+        curl = f"curl -L -u {account_sid}:{auth_token} -o {file} '{media}'"
+        print(f"Fetch a recording's media:\n  {curl}")
     print(flush=True)

@@ -54,11 +54,10 @@ def write_video(path: Path, seconds: float, codec: str = "libvpx", fps: int = 15
 
 async def seed(recordings: Recordings, credentials: Path) -> tuple[str, str, list[Recording]]:
     """The demo account (created on first call, read back after) and its recordings."""
-    if credentials.exists():
-        saved = json.loads(await asyncio.to_thread(credentials.read_text))
-        account = await recordings.store.get_account(saved["account_sid"])
-        if account is not None:
-            return account.sid, account.auth_token, []
+    saved = await asyncio.to_thread(_read_saved, credentials)
+    account = saved and await recordings.store.get_account(saved["account_sid"])
+    if account:
+        return account.sid, account.auth_token, []
     account = await create_account(recordings.store, "Demo account")
     room, alice, bob = mint("RM"), mint("PA"), mint("PA")
     made: list[Recording] = []
@@ -82,6 +81,13 @@ async def seed(recordings: Recordings, credentials: Path) -> tuple[str, str, lis
             )
     await asyncio.to_thread(_write_secret, credentials, {"account_sid": account.sid})
     return account.sid, account.auth_token, made
+
+
+def _read_saved(path: Path) -> dict[str, str] | None:
+    try:
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
+    except FileNotFoundError:
+        return None
 
 
 def _write_secret(path: Path, content: dict[str, str]) -> None:

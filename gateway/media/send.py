@@ -3,35 +3,51 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from aiohttp import hdrs, web
 
 from gateway.media.reply import Reply
 from gateway.storage import FileBackedReader, MediaReader, MediaStorage
 
+log = logging.getLogger(__name__)
+
 
 async def send(
     request: web.Request, reply: Reply, storage: MediaStorage, key: str, *, sendfile: bool
 ) -> web.StreamResponse:
-    if reply.body is None or request.method == hdrs.METH_HEAD:
-        response = web.StreamResponse(status=reply.status, headers=reply.headers)
-        if reply.body is not None:
-            response.content_length = reply.body[1] - reply.body[0]
+    response = web.StreamResponse(status=reply.status, headers=reply.headers)
+    if reply.body is None:
         await response.prepare(request)
         await response.write_eof()
         return response
     start, end = reply.body
+    response.content_length = end - start
+    if request.method == hdrs.METH_HEAD:
+        await response.prepare(request)
+        await response.write_eof()
+        return response
     # Opened before the status line goes out, so a missing object or an outage is a
     # clean 404 or 503 rather than a truncated 200.
     reader = await storage.open(key, start, end)
     try:
-        response = web.StreamResponse(status=reply.status, headers=reply.headers)
-        response.content_length = end - start
         await response.prepare(request)
-        if sendfile and isinstance(reader, FileBackedReader):
-            await _sendfile(request, response, reader)
-        else:
-            await _pump(response, reader)
+        try:
+            if sendfile and isinstance(reader, FileBackedReader):
+                await _sendfile(request, response, reader)
+            else:
+                await _pump(response, reader)
+        except ConnectionError:
+            # The client left (players do so all the time when they seek): not an error.
+            log.debug("client left while streaming %s", key)
+            return response
+        except Exception:
+            # The status line is gone: the only honest answer left is a cut connection,
+            # which the client sees as a body shorter than its Content-Length.
+            log.exception("streaming %s broke off", key)
+            if request.transport is not None:
+                request.transport.abort()
+            return response
         await response.write_eof()
         return response
     finally:

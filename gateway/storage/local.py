@@ -34,7 +34,9 @@ class LocalMediaReader:
             yield chunk
 
     async def aclose(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self.file.close)
+        # Closing a file opened for reading flushes nothing, so it cannot block; and done
+        # here rather than in a thread, it happens even when the handler is cancelled.
+        self.file.close()
 
 
 class LocalStorage:

@@ -6,10 +6,13 @@ import asyncio
 
 import pytest
 from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
 
+from gateway.app import create_app
 from gateway.config import Settings
 from gateway.models import Codec, Recording
 from gateway.sids import mint
+from tests.conftest import basic_auth
 from tests.schema import validate_error
 
 
@@ -166,3 +169,27 @@ async def test_missing_media_file_is_404_not_500(
     async with anonymous.get(link) as response:
         assert response.status == 404
         validate_error(await response.json(), 404)
+
+
+class BrokenStore:
+    """A store whose database has gone away in a way nobody planned for."""
+
+    async def get_account(self, sid: str) -> None:
+        raise RuntimeError("disk I/O error")
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_unexpected_failure_is_a_generic_twilio_500_and_logged(
+    caplog: pytest.LogCaptureFixture, settings: Settings, anonymous: ClientSession
+) -> None:
+    app = create_app(settings, settings.signing_keys, store=BrokenStore())  # type: ignore[arg-type]
+    async with TestServer(app, host="127.0.0.1") as server:
+        headers = basic_auth(mint("AC"), "token")
+        async with anonymous.get(server.make_url("/v1/Recordings"), headers=headers) as response:
+            assert response.status == 500
+            body = await response.json()
+    validate_error(body, 500)
+    assert "disk I/O error" not in body["message"]  # internals stay in the log
+    assert any("disk I/O error" in (r.exc_text or "") for r in caplog.records)

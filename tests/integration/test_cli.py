@@ -211,3 +211,4 @@ def test_serve_demo_prints_credentials_and_a_working_curl_line(
     with pytest.raises(urllib.error.HTTPError) as raised:
         urllib.request.urlopen(unauthenticated, timeout=10)
     assert raised.value.code == 401
+    raised.value.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from email.utils import format_datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -10,11 +11,14 @@ from urllib.parse import quote
 import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
+from yarl import URL
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.models import Codec, Recording
+from gateway.models import Account, Codec, Recording
+from gateway.recordings import Recordings
 from tests.conftest import SIGNING_KEY, Clock
+from tests.media import write_noisy_video
 from tests.schema import validate_error
 
 CONTENT_TYPES = {
@@ -319,3 +323,31 @@ async def test_deleting_the_recording_revokes_an_outstanding_link(
         f"{base_url}/v1/Recordings/{audio.sid}/Media", allow_redirects=False
     ) as response:
         assert response.status == 404
+
+
+async def test_client_leaving_mid_download_is_not_an_error_and_service_goes_on(
+    caplog: pytest.LogCaptureFixture,
+    anonymous: ClientSession,
+    recordings: Recordings,
+    account: Account,
+    http: ClientSession,
+    base_url: str,
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "large.mkv"
+    await asyncio.to_thread(write_noisy_video, path, 8.0)
+    large = await recordings.ingest(path, account.sid)
+    link = await media_link(http, base_url, large)
+    url = URL(link)
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    writer.write(f"GET {url.raw_path} HTTP/1.1\r\nHost: {url.host}\r\n\r\n".encode())
+    assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+    await reader.read(1000)
+    writer.transport.abort()  # gone, with megabytes still to send
+    await asyncio.sleep(0.2)
+    async with anonymous.get(link, headers={"Range": "bytes=-10"}) as response:
+        assert response.status == 206
+        assert len(await response.read()) == 10
+    assert [
+        (r.getMessage(), r.exc_text) for r in caplog.records if r.levelno >= logging.ERROR
+    ] == []
