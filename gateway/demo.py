@@ -8,7 +8,9 @@ import math
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import av
 
@@ -39,7 +41,7 @@ def write_video(path: Path, seconds: float, codec: str = "libvpx", fps: int = 15
     """A moving gradient in Matroska (VP8 by default), as a video track is recorded. Blocking."""
     width, height = 160, 120
     with av.open(str(path), "w", format="matroska") as container:
-        stream = container.add_stream(codec, rate=fps)
+        stream = cast("av.VideoStream", container.add_stream(codec, rate=fps))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for index in range(int(seconds * fps)):
             frame = av.VideoFrame(width, height, "yuv420p")
@@ -62,7 +64,7 @@ async def seed(recordings: Recordings, credentials: Path) -> tuple[str, str, lis
     room, alice, bob = mint("RM"), mint("PA"), mint("PA")
     made: list[Recording] = []
     with tempfile.TemporaryDirectory() as folder:
-        tracks = [
+        tracks: list[tuple[str, Callable[[Path, float], None], str, float]] = [
             ("alice-audio.mka", write_tone, alice, 5.0),
             ("alice-video.mkv", write_video, alice, 5.0),
             ("bob-audio.mka", write_tone, bob, 4.0),

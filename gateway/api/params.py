@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, TypeVar
 
-from multidict import MultiDictProxy
+from multidict import MultiMapping
 
 from gateway import sids
 from gateway.errors import InvalidParameter
@@ -37,7 +37,7 @@ class ListQuery:
     filter_params: tuple[tuple[str, str], ...]
 
 
-def _integer(query: MultiDictProxy[str], name: str, default: int, low: int, high: int) -> int:
+def _integer(query: MultiMapping[str], name: str, default: int, low: int, high: int) -> int:
     raw = query.get(name)
     if raw is None:
         return default
@@ -50,7 +50,7 @@ def _integer(query: MultiDictProxy[str], name: str, default: int, low: int, high
     return value
 
 
-def _enum(query: MultiDictProxy[str], name: str, kind: type[E]) -> E | None:
+def _enum(query: MultiMapping[str], name: str, kind: type[E]) -> E | None:
     raw = query.get(name)
     if raw is None:
         return None
@@ -61,7 +61,7 @@ def _enum(query: MultiDictProxy[str], name: str, kind: type[E]) -> E | None:
         raise InvalidParameter(name, f"{raw!r} is not one of {allowed}") from None
 
 
-def _date(query: MultiDictProxy[str], name: str) -> datetime | None:
+def _date(query: MultiMapping[str], name: str) -> datetime | None:
     raw = query.get(name)
     if raw is None:
         return None
@@ -79,7 +79,7 @@ def _sid(name: str, raw: str) -> str:
     return raw
 
 
-def _grouping_sids(query: MultiDictProxy[str]) -> tuple[str, ...]:
+def _grouping_sids(query: MultiMapping[str]) -> tuple[str, ...]:
     found: list[str] = []
     for raw in query.getall("GroupingSid", []):
         # Some clients send the whole list as one JSON array string: ["RM…", "PA…"].
@@ -112,7 +112,7 @@ def decode_cursor(token: str) -> Cursor:
     return Cursor(from_micros(micros), sid, forward=direction == "n")
 
 
-def parse_list(query: MultiDictProxy[str], room_sid: str | None = None) -> ListQuery:
+def parse_list(query: MultiMapping[str], room_sid: str | None = None) -> ListQuery:
     source_sid = query.get("SourceSid")
     where = RecordingFilter(
         status=_enum(query, "Status", Status),
@@ -143,18 +143,18 @@ def _filter_params(where: RecordingFilter) -> tuple[tuple[str, str], ...]:
         return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
     optional = (
-        ("Status", where.status and where.status.value),
+        ("Status", where.status),
         ("SourceSid", where.source_sid),
         ("DateCreatedAfter", where.created_after and stamp(where.created_after)),
         ("DateCreatedBefore", where.created_before and stamp(where.created_before)),
-        ("MediaType", where.media_type and where.media_type.value),
+        ("MediaType", where.media_type),
     )
-    pairs = [(name, value) for name, value in optional if value is not None]
+    pairs = [(name, str(value)) for name, value in optional if value is not None]
     pairs.extend(("GroupingSid", sid) for sid in where.grouping_sids)
     return tuple(pairs)
 
 
-def parse_media_link(query: MultiDictProxy[str]) -> MediaLinkRequest:
+def parse_media_link(query: MultiMapping[str]) -> MediaLinkRequest:
     return MediaLinkRequest(
         ttl=_integer(query, "Ttl", DEFAULT_TTL, 1, MAX_TTL),
         content_disposition=query.get("ContentDisposition"),

@@ -13,10 +13,12 @@ from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
+from gateway.api.keys import STORE
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.models import Account, Codec, Recording
+from gateway.models import Account, Codec, Recording, Status
 from gateway.recordings import Recordings
+from gateway.sids import mint
 from tests.conftest import SIGNING_KEY, Clock
 from tests.media import write_noisy_video
 from tests.schema import validate_error
@@ -351,3 +353,23 @@ async def test_client_leaving_mid_download_is_not_an_error_and_service_goes_on(
     assert [
         (r.getMessage(), r.exc_text) for r in caplog.records if r.levelno >= logging.ERROR
     ] == []
+
+
+@pytest.mark.parametrize(
+    "state", [{"status": Status.PROCESSING}, {"status": Status.FAILED}, {"size": 0}]
+)
+async def test_media_of_a_recording_without_downloadable_media_is_404(
+    app: web.Application,
+    http: ClientSession,
+    base_url: str,
+    audio: Recording,
+    state: dict[str, object],
+) -> None:
+    unfinished = audio.replace(sid=mint("RT"), **state)
+    await app[STORE].add_recording(unfinished)
+    url = f"{base_url}/v1/Recordings/{unfinished.sid}/Media"
+    async with http.get(url, allow_redirects=False) as response:
+        assert response.status == 404
+        validate_error(await response.json(), 404)
+    async with http.get(f"{base_url}/v1/Recordings/{unfinished.sid}") as response:
+        assert response.status == 200
