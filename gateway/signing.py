@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous.encoding import base64_decode, base64_encode
 
 from gateway.errors import LinkExpired, LinkRefused
 
@@ -48,8 +49,16 @@ class MediaLinkSigner:
             grant = MediaGrant(*payload)
         except (BadSignature, TypeError):
             raise LinkRefused("This media link is not valid") from None
+        # base64's padding bits let a few spellings of one token verify; accept only the
+        # one we issued, so a token names exactly one link (for logs, caches, revocation).
+        if not all(_canonical(part) for part in token.split(".") if part):
+            raise LinkRefused("This media link is not valid")
         # The expiry is in the payload, not itsdangerous's timestamp: each link has its
         # own Ttl, and a verifier whose clock runs slightly behind must not refuse it.
         if self._now() > grant.expires_at + CLOCK_SKEW_SECONDS:
             raise LinkExpired(grant.expires_at)
         return grant
+
+
+def _canonical(part: str) -> bool:
+    return base64_encode(base64_decode(part)).decode() == part

@@ -86,7 +86,7 @@ def _grouping_sids(query: MultiMapping[str]) -> tuple[str, ...]:
         if raw.startswith("["):
             try:
                 values = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise InvalidParameter("GroupingSid", f"{raw!r} is not a JSON array") from None
             if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
                 raise InvalidParameter("GroupingSid", "the JSON array must hold SID strings")
@@ -102,14 +102,17 @@ def encode_cursor(cursor: Cursor) -> str:
 
 
 def decode_cursor(token: str) -> Cursor:
+    refused = InvalidParameter("PageToken", "is not a token this service issued")
     try:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        direction, micros, sid = text[0], int(text[1:].split(":")[0]), text.split(":")[1]
-    except (binascii.Error, UnicodeDecodeError, ValueError, IndexError):
-        raise InvalidParameter("PageToken", "is not a token this service issued") from None
-    if direction not in "np" or not sids.is_sid(sid, "RT"):
-        raise InvalidParameter("PageToken", "is not a token this service issued")
-    return Cursor(from_micros(micros), sid, forward=direction == "n")
+        direction, position = text[:1], text[1:]
+        micros, sid = position.split(":")
+        created = from_micros(int(micros))
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError, OSError):
+        raise refused from None
+    if direction not in ("n", "p") or not sids.is_sid(sid, "RT"):
+        raise refused
+    return Cursor(created, sid, forward=direction == "n")
 
 
 def parse_list(query: MultiMapping[str], room_sid: str | None = None) -> ListQuery:

@@ -5,10 +5,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import Enum, auto
+from typing import Final
+
+_ASCTIME: Final = re.compile(
+    r"[A-Za-z]{3} [A-Za-z]{3} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4}"
+)
 
 
 class Decision(Enum):
@@ -25,13 +31,24 @@ def _weak_match(tag: str, etag: str) -> bool:
     return tag.removeprefix("W/") == etag.removeprefix("W/")
 
 
+def _strong_match(tag: str, etag: str) -> bool:
+    # §8.8.3.2: strong comparison; a weak tag never matches, not even itself.
+    return tag == etag and not tag.startswith("W/")
+
+
 def _http_date(header: str | None) -> datetime | None:
+    """An HTTP-date (§5.6.7), or None for anything else, which §13.1.3-4 ignore."""
     if not header:
         return None
+    header = header.strip()
+    # IMF-fixdate and RFC 850 dates say GMT; asctime says no zone but means UTC too.
+    if not (header.endswith(" GMT") or _ASCTIME.fullmatch(header)):
+        return None
     try:
-        return parsedate_to_datetime(header)
+        moment = parsedate_to_datetime(header)
     except (TypeError, ValueError):
-        return None  # an invalid date is ignored (§13.1.3, §13.1.4)
+        return None
+    return moment.replace(tzinfo=UTC)
 
 
 def evaluate(headers: Mapping[str, str], etag: str, last_modified: datetime) -> Decision:
@@ -43,7 +60,7 @@ def evaluate(headers: Mapping[str, str], etag: str, last_modified: datetime) -> 
     if if_match is not None:
         # §13.1.1: strong comparison; "*" matches any current representation.
         tags = _etags(if_match)
-        if "*" not in tags and etag not in tags:
+        if "*" not in tags and not any(_strong_match(tag, etag) for tag in tags):
             return Decision.PRECONDITION_FAILED
     else:
         unmodified_since = _http_date(headers.get("If-Unmodified-Since"))
@@ -69,7 +86,6 @@ def range_applies(headers: Mapping[str, str], etag: str, last_modified: datetime
         return True
     if_range = if_range.strip()
     if if_range.startswith(('"', "W/")):
-        # Strong comparison: a weak tag never matches.
-        return if_range == etag
+        return _strong_match(if_range, etag)
     validator = _http_date(if_range)
     return validator is not None and validator == last_modified

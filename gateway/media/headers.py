@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Final
 from urllib.parse import quote
 
@@ -19,9 +20,9 @@ _DISPOSITION_TYPES: Final = ("attachment", "inline")
 
 
 def _is_unsafe(char: str) -> bool:
-    # Control characters could split the header; quotes and backslashes would need
-    # quoted-string escapes that browsers disagree on.
-    return ord(char) < 0x20 or ord(char) == 0x7F or char in '"\\'
+    # Control characters (C0, DEL, C1) could split the header or mislead whoever reads
+    # it; quotes and backslashes would need quoted-string escapes browsers disagree on.
+    return unicodedata.category(char) == "Cc" or char in '"\\'
 
 
 def content_disposition(requested: str | None, default_filename: str) -> str:
@@ -40,11 +41,13 @@ def content_disposition(requested: str | None, default_filename: str) -> str:
     if not params:
         return kind
     name, _, value = params.partition("=")
-    if name.strip().lower() != "filename" or not value.strip():
-        raise InvalidParameter("ContentDisposition", 'only a filename="…" parameter may follow')
     filename = value.strip()
-    if len(filename) >= 2 and filename[0] == filename[-1] == '"':
-        filename = filename[1:-1]
+    if filename.startswith('"') and filename.endswith('"') and len(filename) >= 2:
+        filename = filename[1:-1]  # a quoted filename may hold ";"; any inner quote is refused
+    elif ";" in filename or filename.startswith('"'):
+        filename = ""  # another parameter follows, or the quote is never closed
+    if name.strip().lower() != "filename":
+        raise InvalidParameter("ContentDisposition", 'only a filename="…" parameter may follow')
     if not filename or any(_is_unsafe(char) for char in filename):
         raise InvalidParameter(
             "ContentDisposition",

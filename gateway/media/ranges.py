@@ -7,7 +7,10 @@ from typing import Final
 
 from gateway.errors import RangeNotSatisfiable
 
-_SINGLE_RANGE: Final = re.compile(r"bytes[ \t]*=[ \t]*(\d*)[ \t]*-[ \t]*(\d*)[ \t]*", re.IGNORECASE)
+# [0-9], not \d: RFC 5234's DIGIT is ASCII only.
+_SINGLE_RANGE: Final = re.compile(
+    r"bytes[ \t]*=[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*", re.IGNORECASE
+)
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
