@@ -45,7 +45,8 @@ def create_app(
             await app[STORAGE].aclose()
 
     async def recordings(app: web.Application) -> AsyncIterator[None]:
-        app[RECORDINGS] = Recordings(app[STORE], app[STORAGE], signer, now)
+        presign = settings.media_mode == "presign"
+        app[RECORDINGS] = Recordings(app[STORE], app[STORAGE], signer, now, presign)
         yield
 
     app.cleanup_ctx.extend([metadata_store, media_storage, recordings])

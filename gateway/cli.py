@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--demo", action="store_true", help="create a demo account and recordings if none yet"
     )
+    commands.add_parser("migrate", help="create or upgrade the database schema (serve does too)")
 
     account = commands.add_parser("accounts", help="manage accounts").add_subparsers(
         dest="action", required=True
@@ -88,6 +89,12 @@ async def _with_recordings(settings: Settings, use: Callable[[Recordings], Await
         await store.aclose()
 
 
+async def _migrate(settings: Settings, args: argparse.Namespace) -> dict[str, int]:
+    store = await open_store(settings)  # opening migrates
+    await store.aclose()
+    return {"schema_version": store.schema_version}
+
+
 async def _accounts(settings: Settings, args: argparse.Namespace) -> dict[str, str]:
     store = await open_store(settings)
     try:
@@ -126,6 +133,7 @@ async def _ingest(settings: Settings, args: argparse.Namespace) -> dict[str, Any
 
 
 _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, Any]]] = {
+    "migrate": _migrate,
     "accounts": _accounts,
     "keys": _keys,
     "ingest": _ingest,

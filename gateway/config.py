@@ -21,18 +21,52 @@ def _port(value: str) -> int:
     return port
 
 
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return number
+
+
+def _seconds(value: str) -> float:
+    seconds = float(value)
+    if not seconds > 0:
+        raise ValueError("must be a number of seconds above 0")
+    return seconds
+
+
 def _database_url(value: str) -> str:
-    if not value.startswith("sqlite:///"):
-        raise ValueError("must be a sqlite:/// URL")
-    return value
+    scheme = urlsplit(value).scheme
+    if scheme == "sqlite" and value.startswith("sqlite:///"):
+        return value
+    if scheme in ("postgresql", "postgres") and urlsplit(value).netloc:
+        return value
+    raise ValueError("must be sqlite:///path or postgresql://user@host/database")
 
 
 def _storage_url(value: str) -> str:
-    scheme = urlsplit(value).scheme
-    if scheme not in ("", "file"):
-        raise ValueError(f"unknown scheme {scheme!r}; use a folder path or file:///path")
-    if scheme == "file" and not urlsplit(value).path.startswith("/"):
-        raise ValueError("file:// URLs need an absolute path")
+    parts = urlsplit(value)
+    if parts.scheme == "s3":
+        if not parts.netloc:
+            raise ValueError("s3:// URLs need a bucket: s3://BUCKET[/PREFIX]")
+        return value
+    if parts.scheme not in ("", "file"):
+        raise ValueError(f"unknown scheme {parts.scheme!r}; use a folder, file:///path or s3://")
+    if parts.scheme == "file" and (parts.netloc not in ("", "localhost") or not parts.path):
+        # file://var/media would name host "var" (RFC 8089) and lose the folder.
+        raise ValueError("file URLs need an absolute path: file:///path")
+    return value
+
+
+def _endpoint_url(value: str) -> str | None:
+    if value and urlsplit(value).scheme not in ("http", "https"):
+        raise ValueError("must be an http(s) URL")
+    return value or None
+
+
+def _media_mode(value: str) -> str:
+    if value not in ("proxy", "presign"):
+        raise ValueError("must be proxy or presign")
     return value
 
 
@@ -68,14 +102,36 @@ SETTINGS: Final = (
     Setting(
         "GATEWAY_DATABASE_URL",
         "sqlite:///var/gateway.db",
-        "Metadata store: sqlite:///relative/path or sqlite:////absolute/path.",
+        "Metadata: sqlite:///relative/path, sqlite:////absolute/path or postgresql://….",
         _database_url,
     ),
     Setting(
         "GATEWAY_STORAGE_URL",
         "var/media",
-        "Media storage: a folder path or file:///absolute/path.",
+        "Media: a folder path, file:///absolute/path or s3://BUCKET[/PREFIX].",
         _storage_url,
+    ),
+    Setting(
+        "GATEWAY_S3_ENDPOINT_URL",
+        "",
+        "S3 endpoint for MinIO, Ceph RGW and the like (default: AWS). Credentials and "
+        "region come the standard botocore way (AWS_* variables, profiles, instance roles).",
+        _endpoint_url,
+    ),
+    Setting("GATEWAY_S3_MAX_CONNECTIONS", "64", "Connections in the S3 client's pool.", _positive),
+    Setting(
+        "GATEWAY_S3_TIMEOUT",
+        "10",
+        "Seconds to wait for S3 to connect or to send the next bytes before answering 503.",
+        _seconds,
+    ),
+    Setting("GATEWAY_DATABASE_POOL_SIZE", "10", "Connections in the PostgreSQL pool.", _positive),
+    Setting(
+        "GATEWAY_MEDIA_MODE",
+        "proxy",
+        "proxy: /Media redirects to this service's revocable signed link; "
+        "presign: to an S3 presigned URL (S3 storage only).",
+        _media_mode,
     ),
     Setting(
         "GATEWAY_PUBLIC_URL",
@@ -86,8 +142,8 @@ SETTINGS: Final = (
     Setting(
         "GATEWAY_SIGNING_KEYS",
         "",
-        "Comma-separated media-link secrets; the first signs, all verify. "
-        "Generated and kept in the database folder when unset on the embedded default.",
+        "Comma-separated media-link secrets; the first signs, all verify. When unset on "
+        "SQLite (one instance), one is generated and kept beside the database.",
         _signing_keys,
     ),
 )
@@ -99,6 +155,11 @@ class Settings:
     port: int = 8080
     database_url: str = "sqlite:///var/gateway.db"
     storage_url: str = "var/media"
+    s3_endpoint_url: str | None = None
+    s3_max_connections: int = 64
+    s3_timeout: float = 10.0
+    database_pool_size: int = 10
+    media_mode: str = "proxy"
     public_url: str | None = None
     signing_keys: tuple[str, ...] = ()
 
@@ -113,7 +174,14 @@ class Settings:
             except ValueError as exc:
                 raise ConfigError(f"{setting.name}={raw!r}: {exc}") from None
             values[setting.name.removeprefix("GATEWAY_").lower()] = parsed
-        return cls(**values)
+        settings = cls(**values)
+        if settings.media_mode == "presign" and not settings.storage_url.startswith("s3://"):
+            raise ConfigError("GATEWAY_MEDIA_MODE=presign needs s3:// GATEWAY_STORAGE_URL")
+        return settings
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite:")
 
     @property
     def sqlite_path(self) -> Path:
@@ -126,9 +194,15 @@ class Settings:
 
 
 def signing_keys(settings: Settings) -> tuple[str, ...]:
-    """The configured keys, or on the embedded default one kept beside the database."""
+    """The configured keys, or on SQLite (one instance) one kept beside the database.
+
+    Instances sharing a database must all verify each other's links, so there a
+    missing key stops start-up instead of each instance inventing its own.
+    """
     if settings.signing_keys:
         return settings.signing_keys
+    if not settings.uses_sqlite:
+        raise ConfigError("GATEWAY_SIGNING_KEYS must be set when the database is shared")
     key_file = settings.sqlite_path.parent / "signing-key"
     if not key_file.exists():
         key_file.parent.mkdir(parents=True, exist_ok=True)

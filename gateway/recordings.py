@@ -14,7 +14,7 @@ from typing import Final
 
 from gateway import sids
 from gateway.errors import InvalidParameter, MediaRejected, NotFound
-from gateway.media.headers import content_disposition
+from gateway.media.headers import CONTENT_TYPES, content_disposition
 from gateway.media.probe import probe
 from gateway.models import Codec, Cursor, Recording, RecordingFilter, RecordingPage, Status
 from gateway.signing import MediaGrant, MediaLinkSigner
@@ -39,6 +39,8 @@ class Recordings:
     storage: MediaStorage
     signer: MediaLinkSigner
     now: Callable[[], float] = field(default=time.time)
+    # "presign": hand out the storage's own URLs, which this service cannot revoke.
+    presign: bool = False
 
     async def list(
         self, account_sid: str, where: RecordingFilter, page_size: int, cursor: Cursor | None
@@ -80,17 +82,31 @@ class Recordings:
                 log.exception("media of %s could not be deleted; metadata says deleted", sid)
 
     async def issue_media_link(
-        self, account_sid: str, sid: str, room_sid: str | None, request: MediaLinkRequest
+        self,
+        account_sid: str,
+        sid: str,
+        room_sid: str | None,
+        request: MediaLinkRequest,
+        base_url: str,
     ) -> str:
+        """The URL `redirect_to` names: this service's signed link, or a presigned one."""
         recording = await self.get(account_sid, sid, room_sid)
         disposition = content_disposition(
             request.content_disposition, f"{recording.sid}.{recording.container_format}"
         )
         if not recording.has_media:
             raise NotFound(f"Recording {sid} has no media to download ({recording.status})")
+        assert recording.media_key is not None  # has_media
+        if self.presign:
+            content_type = CONTENT_TYPES[recording.codec]
+            url = await self.storage.presign(
+                recording.media_key, request.ttl, content_type, disposition
+            )
+            if url is not None:
+                return url
         expires_at = int(self.now()) + request.ttl
         grant = MediaGrant(recording.sid, recording.account_sid, disposition, expires_at)
-        return self.signer.issue(grant)
+        return f"{base_url}/media/{self.signer.issue(grant)}"
 
     async def redeem_media_link(self, token: str) -> tuple[MediaGrant, Recording]:
         """The grant behind a link and the recording it opens: one lookup by key."""

@@ -21,7 +21,10 @@ from gateway.config import Settings
 from gateway.models import Account, Codec, Recording
 from gateway.recordings import Recordings
 from gateway.sids import mint
+from tests.backends import postgres_dsn, postgres_url, s3_bucket, s3_endpoint
 from tests.media import make_recordings
+
+__all__ = ["postgres_dsn", "postgres_url", "s3_bucket", "s3_endpoint"]  # fixtures
 
 SIGNING_KEY = "test-signing-key-0123456789abcdef"
 
@@ -48,6 +51,12 @@ class Clock:
 def no_blocking_calls() -> Iterator[BlockBuster]:
     """Fail any test whose code blocks the event loop (file I/O, sleeps, sync sockets)."""
     with blockbuster_ctx(["gateway"]) as blockbuster:
+        # Known, bounded costs of the libraries, not of our code: asyncpg looks for
+        # ~/.pgpass once per new pooled connection; aiobotocore reads ~/.aws/config and
+        # its service models once, when the client is made at start-up.
+        for function in blockbuster.functions.values():
+            function.can_block_in("asyncpg/connect_utils.py", "_parse_connect_dsn_and_args")
+            function.can_block_in("aiobotocore/session.py", "_create_client")
         yield blockbuster
 
 
@@ -61,13 +70,24 @@ def clock() -> Clock:
     return Clock()
 
 
+@pytest.fixture(params=["sqlite+local", "postgres+s3"])
+def backends(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """The GATEWAY_* settings of each backend combination the suites run on."""
+    if request.param == "sqlite+local":
+        return {
+            "GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path}/gateway.db",
+            "GATEWAY_STORAGE_URL": f"file://{tmp_path}/media",
+        }
+    return {
+        "GATEWAY_DATABASE_URL": request.getfixturevalue("postgres_url"),
+        "GATEWAY_STORAGE_URL": f"s3://{request.getfixturevalue('s3_bucket')}/media",
+        "GATEWAY_S3_ENDPOINT_URL": request.getfixturevalue("s3_endpoint"),
+    }
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        database_url=f"sqlite:///{tmp_path}/gateway.db",
-        storage_url=str(tmp_path / "media"),
-        signing_keys=(SIGNING_KEY,),
-    )
+def settings(backends: dict[str, str]) -> Settings:
+    return Settings.from_env({**backends, "GATEWAY_SIGNING_KEYS": SIGNING_KEY})
 
 
 @pytest.fixture

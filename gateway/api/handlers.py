@@ -49,10 +49,9 @@ async def delete_recording(request: web.Request) -> web.Response:
 async def redirect_to_media(request: web.Request) -> web.Response:
     room_sid = _room_sid(request)
     link = parse_media_link(request.query)
-    token = await request.app[RECORDINGS].issue_media_link(
-        request[ACCOUNT_SID], request.match_info["sid"], room_sid, link
+    location = await request.app[RECORDINGS].issue_media_link(
+        request[ACCOUNT_SID], request.match_info["sid"], room_sid, link, _base_url(request)
     )
-    location = f"{_base_url(request)}/media/{token}"
     return web.json_response(
         {"redirect_to": location}, status=302, headers={hdrs.LOCATION: location}
     )

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from aiohttp import hdrs, web
 
+from gateway.errors import MediaMissing
 from gateway.media.reply import Reply
 from gateway.storage import FileBackedReader, MediaReader, MediaStorage
 
@@ -23,13 +26,15 @@ async def send(
         return response
     start, end = reply.body
     response.content_length = end - start
-    if request.method == hdrs.METH_HEAD:
-        await response.prepare(request)
-        await response.write_eof()
-        return response
-    # Opened before the status line goes out, so a missing object or an outage is a
-    # clean 404 or 503 rather than a truncated 200.
-    reader = await storage.open(key, start, end)
+    # Storage is asked before the status line goes out, so a missing object or an
+    # outage is a clean 404 or 503 rather than a truncated 200.
+    with _reported_missing(key):
+        if request.method == hdrs.METH_HEAD:
+            await storage.size_of(key)  # S3 HeadObject, never a GET
+            await response.prepare(request)
+            await response.write_eof()
+            return response
+        reader = await storage.open(key, start, end)
     try:
         await response.prepare(request)
         try:
@@ -52,6 +57,15 @@ async def send(
         return response
     finally:
         await reader.aclose()
+
+
+@contextmanager
+def _reported_missing(key: str) -> Iterator[None]:
+    try:
+        yield
+    except MediaMissing:
+        log.error("metadata says %s is stored, but storage does not have it", key)
+        raise
 
 
 async def _pump(response: web.StreamResponse, reader: MediaReader) -> None:

@@ -35,14 +35,29 @@ class MediaStorage(Protocol):
         """Raises MediaMissing when there is no such object, StorageUnavailable on outage."""
         ...
 
+    async def size_of(self, key: str) -> int:
+        """The stored object's size, without reading it; raises as `open` does."""
+        ...
+
     async def delete(self, key: str) -> None:
         """Deleting what is not there succeeds."""
+        ...
+
+    async def presign(
+        self, key: str, ttl: int, content_type: str, content_disposition: str
+    ) -> str | None:
+        """A URL the storage itself serves the object at for `ttl` seconds, if it can."""
         ...
 
     async def aclose(self) -> None: ...
 
 
 async def open_storage(settings: Settings) -> MediaStorage:
+    """The backend `settings.storage_url` names; each is imported only when chosen."""
+    if settings.storage_url.startswith("s3://"):
+        from gateway.storage.s3 import S3Storage
+
+        return await S3Storage.create(settings)
     from gateway.storage.local import LocalStorage
 
     return await LocalStorage.create(settings.storage_path)

@@ -79,8 +79,19 @@ class LocalStorage:
             raise MediaMissing(f"No media stored under {key}") from None
         return LocalMediaReader(file, start, end)
 
+    async def size_of(self, key: str) -> int:
+        try:
+            return (await asyncio.to_thread(self._path(key).stat)).st_size
+        except FileNotFoundError:
+            raise MediaMissing(f"No media stored under {key}") from None
+
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+
+    async def presign(
+        self, key: str, ttl: int, content_type: str, content_disposition: str
+    ) -> str | None:
+        return None  # a folder serves nothing by itself
 
     async def aclose(self) -> None:
         pass

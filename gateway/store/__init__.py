@@ -10,6 +10,8 @@ from gateway.models import Account, ApiKey, Cursor, Recording, RecordingFilter
 
 
 class MetadataStore(Protocol):
+    schema_version: int
+
     async def add_account(self, account: Account) -> None: ...
 
     async def get_account(self, sid: str) -> Account | None: ...
@@ -40,6 +42,11 @@ class MetadataStore(Protocol):
 
 
 async def open_store(settings: Settings) -> MetadataStore:
+    """The backend `settings.database_url` names, its schema brought up to date."""
+    if not settings.uses_sqlite:
+        from gateway.store.postgres import PostgresStore
+
+        return await PostgresStore.open(settings)
     from gateway.store.sqlite import SqliteStore
 
     return await SqliteStore.open(settings.sqlite_path)

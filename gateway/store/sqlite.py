@@ -66,6 +66,8 @@ MIGRATIONS: Final = (
 
 
 class SqliteStore:
+    schema_version: int = len(MIGRATIONS)
+
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
 
@@ -73,7 +75,8 @@ class SqliteStore:
     async def open(cls, path: Path) -> SqliteStore:
         if str(path) != ":memory:":
             await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path)
+        # Autocommit: each statement is its own transaction unless we BEGIN one.
+        db = await aiosqlite.connect(path, isolation_level=None)
         try:
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA foreign_keys = ON")
@@ -138,7 +141,6 @@ class SqliteStore:
             (Status.DELETED.value, to_micros(when), sid),
         ) as cursor:
             row = await cursor.fetchone()
-        await self._db.commit()
         return None if row is None else recording_from_row(row)
 
     async def _one(self, sql: str, args: tuple[object, ...]) -> aiosqlite.Row | None:
@@ -147,12 +149,22 @@ class SqliteStore:
 
     async def _write(self, sql: str, args: tuple[object, ...]) -> None:
         await self._db.execute(sql, args)
-        await self._db.commit()
 
 
 async def _migrate(db: aiosqlite.Connection) -> None:
-    async with db.execute("PRAGMA user_version") as cursor:
-        row = await cursor.fetchone()
-    version = row[0] if row else 0
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        await db.executescript(f"BEGIN; {script} PRAGMA user_version = {number}; COMMIT;")
+    # IMMEDIATE takes the write lock before reading the version, so processes starting
+    # at once on a new database migrate one after the other.
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        async with db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        version = row[0] if row else 0
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in script.split(";"):
+                if statement.strip():
+                    await db.execute(statement)
+            await db.execute(f"PRAGMA user_version = {number}")
+        await db.execute("COMMIT")
+    except BaseException:
+        await db.execute("ROLLBACK")
+        raise

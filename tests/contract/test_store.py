@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,8 +27,10 @@ from gateway.store import MetadataStore, open_store
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    if request.param == "postgres":
+        return Settings(database_url=request.getfixturevalue("postgres_url"))
     return Settings(database_url=f"sqlite:///{tmp_path}/gateway.db")
 
 
@@ -194,3 +197,13 @@ async def test_data_survives_reopening(store_settings: Settings) -> None:
         assert len(await listed(second, account)) == 1
     finally:
         await second.aclose()
+
+
+async def test_instances_starting_at_once_migrate_once(store_settings: Settings) -> None:
+    stores = await asyncio.gather(*(open_store(store_settings) for _ in range(4)))
+    try:
+        account = Account(mint("AC"), "Raced", "token", T0)
+        await stores[0].add_account(account)
+        assert await stores[3].get_account(account.sid) == account
+    finally:
+        await asyncio.gather(*(store.aclose() for store in stores))

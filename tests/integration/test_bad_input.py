@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
+from gateway.api.keys import STORAGE
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.models import Codec, Recording
@@ -152,23 +151,26 @@ async def test_garbage_media_token_is_403(
         validate_error(await response.json(), 403)
 
 
-async def test_missing_media_file_is_404_not_500(
+async def test_media_missing_from_storage_is_404_not_500(
+    caplog: pytest.LogCaptureFixture,
+    app: web.Application,
     http: ClientSession,
     anonymous: ClientSession,
     base_url: str,
-    settings: Settings,
     ingested: dict[Codec, Recording],
 ) -> None:
     recording = ingested[Codec.VP8]
     assert recording.media_key is not None
-    media = settings.storage_path / recording.media_key
-    await asyncio.to_thread(media.unlink)
+    await app[STORAGE].delete(recording.media_key)  # behind the metadata's back
     url = f"{base_url}/v1/Recordings/{recording.sid}/Media"
     async with http.get(url, allow_redirects=False) as response:
         link = (await response.json())["redirect_to"]
+    for method in ("GET", "HEAD"):
+        async with anonymous.request(method, link) as response:
+            assert response.status == 404
     async with anonymous.get(link) as response:
-        assert response.status == 404
         validate_error(await response.json(), 404)
+    assert any(recording.media_key in r.getMessage() for r in caplog.records)
 
 
 class BrokenStore:

@@ -14,20 +14,26 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config import Settings
 from gateway.models import Codec
-from tests.conftest import basic_auth
+from tests.backends import stored
+from tests.conftest import SIGNING_KEY, basic_auth
 from tests.media import require_ffmpeg, write_mp3_in_matroska
 from tests.schema import validate
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
+def env(backends: dict[str, str]) -> dict[str, str]:
     return {
         **os.environ,
-        "GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path}/var/gateway.db",
-        "GATEWAY_STORAGE_URL": f"file://{tmp_path}/var/media",
+        **backends,
         "GATEWAY_PUBLIC_URL": "https://recordings.example.com",
+        "GATEWAY_SIGNING_KEYS": SIGNING_KEY,
     }
+
+
+def nothing_stored(env: dict[str, str]) -> bool:
+    return stored(Settings.from_env(env)) == []
 
 
 def gateway(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -104,7 +110,7 @@ def test_ingest_refuses_a_file_that_is_not_matroska_and_stores_nothing(
     text = tmp_path / "notes.mka"
     text.write_text("not media\n")
     assert "Matroska" in refused(env, "ingest", str(text), "--account", account["account_sid"])
-    assert not any((tmp_path / "var" / "media").rglob("*.mk?"))
+    assert nothing_stored(env)
 
 
 def test_ingest_refuses_an_unsupported_codec_and_stores_nothing(
@@ -116,7 +122,7 @@ def test_ingest_refuses_an_unsupported_codec_and_stores_nothing(
     message = refused(env, "ingest", str(mp3), "--account", account["account_sid"])
     assert "mp3" in message
     assert "VP8, H264, OPUS, PCMU" in message
-    assert not any((tmp_path / "var" / "media").rglob("*.mk?"))
+    assert nothing_stored(env)
 
 
 def test_ingest_refuses_a_codec_other_than_declared(
@@ -126,7 +132,7 @@ def test_ingest_refuses_a_codec_other_than_declared(
     assert "PCMU" in refused(env, *args, "--codec", "PCMU")
     assert "room" in refused(env, *args, "--room", "RM-not-a-sid")
     assert "no such file" in refused(env, "ingest", "/nonexistent.mka", "--account", "AC1")
-    assert not any((tmp_path / "var" / "media").rglob("*.mk?"))
+    assert nothing_stored(env)
 
 
 @pytest.mark.parametrize(
@@ -145,6 +151,17 @@ def test_malformed_setting_stops_with_one_line_naming_it(
 ) -> None:
     for command in (("serve",), ("accounts", "create")):
         assert variable in refused({**env, variable: value}, *command)
+
+
+def test_migrate_creates_the_schema_and_is_safe_to_repeat(env: dict[str, str]) -> None:
+    assert ok(env, "migrate") == {"schema_version": 1}
+    assert ok(env, "migrate") == {"schema_version": 1}
+
+
+def test_shared_database_without_signing_keys_stops_start_up(env: dict[str, str]) -> None:
+    shared = {**env, "GATEWAY_DATABASE_URL": "postgresql://gateway@db.internal/gateway"}
+    del shared["GATEWAY_SIGNING_KEYS"]
+    assert "GATEWAY_SIGNING_KEYS" in refused(shared, "serve")
 
 
 def free_port() -> int:

@@ -279,13 +279,11 @@ async def test_link_with_ttl_1_expires_in_real_time(
         assert "expired" in (await response.json())["message"]
 
 
-# Not the last character: its low bits are base64 padding, so some changes to it
-# decode to the very same signature bytes.
-@pytest.mark.parametrize("position", [0, 10, -10, -2])
+@pytest.mark.parametrize("position", [0, 10, -10, -2, -1])
 async def test_tampered_link_is_403(anonymous: ClientSession, link: str, position: int) -> None:
     prefix, token = link.rsplit("/", 1)
     flipped = "A" if token[position] != "A" else "B"
-    tampered = token[:position] + flipped + token[position + 1 :]
+    tampered = token[:position] + flipped + (token[position + 1 :] if position != -1 else "")
     async with anonymous.get(f"{prefix}/{tampered}") as response:
         assert response.status == 403
         body = await response.json()

@@ -1,0 +1,161 @@
+"""Metadata in PostgreSQL (asyncpg): shared by every instance behind the load balancer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+import asyncpg
+
+from gateway.config import Settings
+from gateway.models import Account, ApiKey, Cursor, Recording, RecordingFilter, Status
+from gateway.store.sql import (
+    RECORDING_COLUMNS,
+    from_micros,
+    list_query,
+    recording_from_row,
+    recording_row,
+    to_micros,
+)
+
+# Each entry moves the schema one version up; gateway_schema records which have run.
+MIGRATIONS: Final = (
+    """
+    CREATE TABLE accounts (
+        sid text PRIMARY KEY,
+        friendly_name text NOT NULL,
+        auth_token text NOT NULL,
+        date_created bigint NOT NULL
+    );
+    CREATE TABLE api_keys (
+        sid text PRIMARY KEY,
+        account_sid text NOT NULL REFERENCES accounts (sid),
+        secret_hash text NOT NULL,
+        date_created bigint NOT NULL
+    );
+    CREATE TABLE recordings (
+        sid text PRIMARY KEY,
+        account_sid text NOT NULL REFERENCES accounts (sid),
+        status text NOT NULL,
+        date_created bigint NOT NULL,
+        date_updated bigint NOT NULL,
+        source_sid text NOT NULL,
+        type text NOT NULL,
+        container_format text NOT NULL,
+        codec text NOT NULL,
+        duration integer,
+        size bigint NOT NULL,
+        track_name text NOT NULL,
+        offset_ms bigint NOT NULL,
+        room_sid text,
+        participant_sid text,
+        status_callback text,
+        status_callback_method text,
+        media_key text,
+        media_etag text
+    );
+    -- One index per filter, each ending in the (date_created, sid) paging order, so
+    -- a deep keyset page is an index range scan like the first one.
+    CREATE INDEX recordings_by_date ON recordings (account_sid, date_created, sid);
+    CREATE INDEX recordings_by_room ON recordings (account_sid, room_sid, date_created, sid);
+    CREATE INDEX recordings_by_participant
+        ON recordings (account_sid, participant_sid, date_created, sid);
+    CREATE INDEX recordings_by_source ON recordings (account_sid, source_sid, date_created, sid);
+    CREATE INDEX recordings_by_status ON recordings (account_sid, status, date_created, sid);
+    """,
+)
+
+# Any constant works; all instances must agree on it.
+_MIGRATION_LOCK: Final = 0x6761746577617931
+
+
+class PostgresStore:
+    schema_version: int = len(MIGRATIONS)
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, settings: Settings) -> PostgresStore:
+        pool = await asyncpg.create_pool(
+            settings.database_url, min_size=1, max_size=settings.database_pool_size
+        )
+        try:
+            await migrate(pool)
+        except BaseException:
+            await pool.close()
+            raise
+        return cls(pool)
+
+    async def aclose(self) -> None:
+        await self._pool.close()
+
+    async def add_account(self, account: Account) -> None:
+        await self._pool.execute(
+            "INSERT INTO accounts VALUES ($1, $2, $3, $4)",
+            account.sid,
+            account.friendly_name,
+            account.auth_token,
+            to_micros(account.date_created),
+        )
+
+    async def get_account(self, sid: str) -> Account | None:
+        row = await self._pool.fetchrow("SELECT * FROM accounts WHERE sid = $1", sid)
+        return None if row is None else Account(row[0], row[1], row[2], from_micros(row[3]))
+
+    async def add_api_key(self, key: ApiKey) -> None:
+        await self._pool.execute(
+            "INSERT INTO api_keys VALUES ($1, $2, $3, $4)",
+            key.sid,
+            key.account_sid,
+            key.secret_hash,
+            to_micros(key.date_created),
+        )
+
+    async def get_api_key(self, sid: str) -> ApiKey | None:
+        row = await self._pool.fetchrow("SELECT * FROM api_keys WHERE sid = $1", sid)
+        return None if row is None else ApiKey(row[0], row[1], row[2], from_micros(row[3]))
+
+    async def add_recording(self, recording: Recording) -> None:
+        values = recording_row(recording)
+        placeholders = ", ".join(f"${n}" for n in range(1, len(values) + 1))
+        await self._pool.execute(
+            f"INSERT INTO recordings ({RECORDING_COLUMNS}) VALUES ({placeholders})", *values
+        )
+
+    async def get_recording(self, sid: str) -> Recording | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {RECORDING_COLUMNS} FROM recordings WHERE sid = $1", sid
+        )
+        return None if row is None else recording_from_row(row)
+
+    async def list_recordings(
+        self, account_sid: str, where: RecordingFilter, after: Cursor | None, limit: int
+    ) -> list[Recording]:
+        sql, args = list_query(account_sid, where, after, limit, lambda n: f"${n}")
+        return [recording_from_row(row) for row in await self._pool.fetch(sql, *args)]
+
+    async def mark_deleted(self, sid: str, when: datetime) -> Recording | None:
+        row = await self._pool.fetchrow(
+            f"UPDATE recordings SET status = $1, date_updated = $2 WHERE sid = $3 "
+            f"RETURNING {RECORDING_COLUMNS}",
+            Status.DELETED.value,
+            to_micros(when),
+            sid,
+        )
+        return None if row is None else recording_from_row(row)
+
+
+async def migrate(pool: asyncpg.Pool) -> None:
+    """Bring the schema up to date. Safe to run from every instance at once: the
+    advisory lock lets one migrate while the others wait, then find nothing to do."""
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+        await connection.execute(
+            "CREATE TABLE IF NOT EXISTS gateway_schema (version integer PRIMARY KEY, "
+            "applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        version = await connection.fetchval("SELECT coalesce(max(version), 0) FROM gateway_schema")
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            await connection.execute(script)
+            await connection.execute("INSERT INTO gateway_schema (version) VALUES ($1)", number)
