@@ -60,6 +60,9 @@ class S3Storage:
             connect_timeout=settings.s3_timeout,
             read_timeout=settings.s3_timeout,
             retries={"max_attempts": 2, "mode": "standard"},
+            # SigV4 everywhere: newer AWS regions and most S3-compatible servers
+            # accept nothing else, for presigned URLs too.
+            signature_version="s3v4",
         )
         exits = AsyncExitStack()
         client = await exits.enter_async_context(
