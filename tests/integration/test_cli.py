@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +16,7 @@ from gateway.models import Codec
 from tests.backends import stored
 from tests.conftest import SIGNING_KEY, basic_auth
 from tests.media import require_ffmpeg, write_mp3_in_matroska
+from tests.processes import gateway, ok, serving
 from tests.schema import validate
 
 
@@ -34,23 +32,6 @@ def env(backends: dict[str, str]) -> dict[str, str]:
 
 def nothing_stored(env: dict[str, str]) -> bool:
     return stored(Settings.from_env(env)) == []
-
-
-def gateway(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def ok(env: dict[str, str], *args: str) -> dict[str, object]:
-    done = gateway(env, *args)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
 def refused(env: dict[str, str], *args: str) -> str:
@@ -164,41 +145,12 @@ def test_shared_database_without_signing_keys_stops_start_up(env: dict[str, str]
     assert "GATEWAY_SIGNING_KEYS" in refused(shared, "serve")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
-    """`gateway serve --demo` as `make run` starts it, in a fresh folder; its base URL and
-    the lines it printed before it answered."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--demo", "--port", str(port)],
-        cwd=tmp_path,
-        env={k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    lines: list[str] = []
-    try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if "Running on" in line:
-                break
-        else:
-            pytest.fail("".join(lines))
-        yield base, lines
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
+    """`gateway serve --demo` as `make run` starts it, in a fresh folder."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    with serving(env, "--demo", cwd=tmp_path) as started:
+        yield started
 
 
 def test_serve_demo_prints_credentials_and_a_working_curl_line(
