@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format clean
+.PHONY: run test lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ lint: $(VENV)/.dev-installed
 
 test: lint
 	$(BIN)/pytest
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python benchmarks/s3_streaming.py
+	$(BIN)/python benchmarks/deep_paging.py
 
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff check --fix .

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,16 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@dataclass(frozen=True, slots=True)
+class Served:
+    base_url: str
+    printed: list[str]  # what it printed before it started answering
+    pid: int
+
+
 @contextmanager
-def serving(
-    env: dict[str, str], *args: str, cwd: Path | None = None
-) -> Iterator[tuple[str, list[str]]]:
-    """`gateway serve` in its own process until the block ends: its base URL and what it
-    printed before it started answering."""
+def serving(env: dict[str, str], *args: str, cwd: Path | None = None) -> Iterator[Served]:
+    """`gateway serve` in its own process until the block ends."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway", "serve", "--port", str(port), *args],
@@ -60,7 +65,7 @@ def serving(
                 break
         else:
             raise AssertionError("gateway serve stopped:\n" + "".join(lines))
-        yield f"http://127.0.0.1:{port}", lines
+        yield Served(f"http://127.0.0.1:{port}", lines, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=10)

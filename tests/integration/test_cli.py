@@ -16,7 +16,7 @@ from gateway.models import Codec
 from tests.backends import stored
 from tests.conftest import SIGNING_KEY, basic_auth
 from tests.media import require_ffmpeg, write_mp3_in_matroska
-from tests.processes import gateway, ok, serving
+from tests.processes import Served, gateway, ok, serving
 from tests.schema import validate
 
 
@@ -146,7 +146,7 @@ def test_shared_database_without_signing_keys_stops_start_up(env: dict[str, str]
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
+def served(tmp_path: Path) -> Iterator[Served]:
     """`gateway serve --demo` as `make run` starts it, in a fresh folder."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     with serving(env, "--demo", cwd=tmp_path) as started:
@@ -154,9 +154,9 @@ def served(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
 
 
 def test_serve_demo_prints_credentials_and_a_working_curl_line(
-    served: tuple[str, list[str]], tmp_path: Path
+    served: Served, tmp_path: Path
 ) -> None:
-    base, lines = served
+    base, lines = served.base_url, served.printed
     text = "".join(lines)
     account_sid = text.split("Demo account: ")[1].split()[0]
     auth_token = text.split("Auth token:")[1].split()[0]

@@ -36,7 +36,7 @@ async def two_instances(env: dict[str, str]) -> AsyncIterator[tuple[str, str]]:
             asyncio.to_thread(stack.enter_context, serving(env)),
             asyncio.to_thread(stack.enter_context, serving(env)),
         )
-        yield first[0], second[0]
+        yield first.base_url, second.base_url
 
 
 def moved(link: str, base: str) -> str:
