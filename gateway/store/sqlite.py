@@ -5,63 +5,18 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 from pathlib import Path
-from typing import Final
 
 import aiosqlite
 
 from gateway.models import Account, ApiKey, Cursor, Recording, RecordingFilter, Status
 from gateway.store.sql import (
+    MIGRATIONS,
     RECORDING_COLUMNS,
     from_micros,
     list_query,
     recording_from_row,
     recording_row,
     to_micros,
-)
-
-# Each entry moves the schema one version up; PRAGMA user_version records where it is.
-MIGRATIONS: Final = (
-    """
-    CREATE TABLE accounts (
-        sid TEXT PRIMARY KEY,
-        friendly_name TEXT NOT NULL,
-        auth_token TEXT NOT NULL,
-        date_created INTEGER NOT NULL
-    );
-    CREATE TABLE api_keys (
-        sid TEXT PRIMARY KEY,
-        account_sid TEXT NOT NULL REFERENCES accounts (sid),
-        secret_hash TEXT NOT NULL,
-        date_created INTEGER NOT NULL
-    );
-    CREATE TABLE recordings (
-        sid TEXT PRIMARY KEY,
-        account_sid TEXT NOT NULL REFERENCES accounts (sid),
-        status TEXT NOT NULL,
-        date_created INTEGER NOT NULL,
-        date_updated INTEGER NOT NULL,
-        source_sid TEXT NOT NULL,
-        type TEXT NOT NULL,
-        container_format TEXT NOT NULL,
-        codec TEXT NOT NULL,
-        duration INTEGER,
-        size INTEGER NOT NULL,
-        track_name TEXT NOT NULL,
-        offset_ms INTEGER NOT NULL,
-        room_sid TEXT,
-        participant_sid TEXT,
-        status_callback TEXT,
-        status_callback_method TEXT,
-        media_key TEXT,
-        media_etag TEXT
-    );
-    CREATE INDEX recordings_by_date ON recordings (account_sid, date_created, sid);
-    CREATE INDEX recordings_by_room ON recordings (account_sid, room_sid, date_created, sid);
-    CREATE INDEX recordings_by_participant
-        ON recordings (account_sid, participant_sid, date_created, sid);
-    CREATE INDEX recordings_by_source ON recordings (account_sid, source_sid, date_created, sid);
-    CREATE INDEX recordings_by_status ON recordings (account_sid, status, date_created, sid);
-    """,
 )
 
 
