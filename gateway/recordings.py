@@ -39,7 +39,7 @@ class Recordings:
     storage: MediaStorage
     signer: MediaLinkSigner
     now: Callable[[], float] = field(default=time.time)
-    # "presign": hand out the storage's own URLs, which this service cannot revoke.
+    # Hand out the storage's own presigned URLs, which this service cannot revoke.
     presign: bool = False
 
     async def list(
