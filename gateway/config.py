@@ -79,6 +79,12 @@ def _public_url(value: str) -> str | None:
     return value.rstrip("/")
 
 
+def _admin_token(value: str) -> str | None:
+    if value and len(value) < 16:
+        raise ValueError("must be at least 16 characters long")
+    return value or None
+
+
 def _signing_keys(value: str) -> tuple[str, ...]:
     keys = tuple(key.strip() for key in value.split(",") if key.strip())
     if value and not keys:
@@ -140,6 +146,13 @@ SETTINGS: Final = (
         _public_url,
     ),
     Setting(
+        "GATEWAY_ADMIN_TOKEN",
+        "",
+        "Bearer token of the recorder ingestion API under /internal/v1/; "
+        "unset, that API does not exist (404).",
+        _admin_token,
+    ),
+    Setting(
         "GATEWAY_SIGNING_KEYS",
         "",
         "Comma-separated media-link secrets; the first signs, all verify. When unset on "
@@ -161,6 +174,7 @@ class Settings:
     database_pool_size: int = 10
     media_mode: str = "proxy"
     public_url: str | None = None
+    admin_token: str | None = None
     signing_keys: tuple[str, ...] = ()
 
     @classmethod

@@ -48,6 +48,12 @@ class MethodNotAllowed(GatewayError):
     status, code = 405, 20004
 
 
+class Conflict(GatewayError):
+    """The recording is not in a state that allows this step."""
+
+    status, code = 409, 20409
+
+
 class RangeNotSatisfiable(GatewayError):
     status, code = 416, 20416
 

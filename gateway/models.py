@@ -71,6 +71,8 @@ class Recording:
     status_callback_method: str | None = None
     media_key: str | None = None
     media_etag: str | None = None
+    # Why a recording failed, for operators; not part of Twilio's representation.
+    failure_reason: str | None = None
 
     @property
     def grouping_sids(self) -> dict[str, str]:

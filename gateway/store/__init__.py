@@ -34,6 +34,12 @@ class MetadataStore(Protocol):
         """
         ...
 
+    async def update_recording(self, recording: Recording, expected: Recording) -> bool:
+        """Write `recording`'s state if the stored one still has `expected`'s status and
+        media: whether it did. A compare-and-set, so of two requests racing to move one
+        recording only one wins, and the loser can undo what it did."""
+        ...
+
     async def mark_deleted(self, sid: str, when: datetime) -> Recording | None:
         """Set status `deleted`; the recording as it now is, or None if there is none."""
         ...

@@ -10,10 +10,14 @@ import asyncpg
 from gateway.config import Settings
 from gateway.models import Account, ApiKey, Cursor, Recording, RecordingFilter, Status
 from gateway.store.sql import (
+    EXPECTED_STATE,
     MIGRATIONS,
+    MUTABLE_COLUMNS,
     RECORDING_COLUMNS,
+    expected_values,
     from_micros,
     list_query,
+    mutable_values,
     recording_from_row,
     recording_row,
     to_micros,
@@ -88,6 +92,17 @@ class PostgresStore:
     ) -> list[Recording]:
         sql, args = list_query(account_sid, where, after, limit, lambda n: f"${n}")
         return [recording_from_row(row) for row in await self._pool.fetch(sql, *args)]
+
+    async def update_recording(self, recording: Recording, expected: Recording) -> bool:
+        values = (*mutable_values(recording), recording.sid, *expected_values(expected))
+        assignments = ", ".join(f"{c} = ${n}" for n, c in enumerate(MUTABLE_COLUMNS, start=1))
+        n = len(MUTABLE_COLUMNS)
+        done = await self._pool.execute(
+            f"UPDATE recordings SET {assignments} "
+            f"WHERE sid = ${n + 1} AND {EXPECTED_STATE.format(f'${n + 2}', f'${n + 3}')}",
+            *values,
+        )
+        return bool(done == "UPDATE 1")
 
     async def mark_deleted(self, sid: str, when: datetime) -> Recording | None:
         row = await self._pool.fetchrow(

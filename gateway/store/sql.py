@@ -62,12 +62,14 @@ MIGRATIONS: Final = (
     CREATE INDEX recordings_by_source ON recordings (account_sid, source_sid, date_created, sid);
     CREATE INDEX recordings_by_status ON recordings (account_sid, status, date_created, sid);
     """,
+    "ALTER TABLE recordings ADD COLUMN failure_reason text",
 )
 
 RECORDING_COLUMNS: Final = (
     "sid, account_sid, status, date_created, date_updated, source_sid, type, "
     "container_format, codec, duration, size, track_name, offset_ms, room_sid, "
-    "participant_sid, status_callback, status_callback_method, media_key, media_etag"
+    "participant_sid, status_callback, status_callback_method, media_key, media_etag, "
+    "failure_reason"
 )
 
 
@@ -89,7 +91,7 @@ def recording_row(r: Recording) -> tuple[Any, ...]:
         to_micros(r.date_updated), r.source_sid, r.type.value, r.container_format.value,
         r.codec.value, r.duration, r.size, r.track_name, r.offset, r.room_sid,
         r.participant_sid, r.status_callback, r.status_callback_method, r.media_key,
-        r.media_etag,
+        r.media_etag, r.failure_reason,
     )  # fmt: skip
 
 
@@ -114,7 +116,29 @@ def recording_from_row(row: Sequence[Any]) -> Recording:
         status_callback_method=row[16],
         media_key=row[17],
         media_etag=row[18],
+        failure_reason=row[19],
     )
+
+
+# What a state change may rewrite; the rest of a recording is fixed at creation.
+MUTABLE_COLUMNS: Final = (
+    "status", "date_updated", "duration", "size", "media_key", "media_etag", "failure_reason",
+)  # fmt: skip
+
+
+# The compare half of update_recording's compare-and-set; '' stands for no media.
+EXPECTED_STATE: Final = "status = {} AND coalesce(media_key, '') = {}"
+
+
+def expected_values(r: Recording) -> tuple[str, str]:
+    return r.status.value, r.media_key or ""
+
+
+def mutable_values(r: Recording) -> tuple[Any, ...]:
+    return (
+        r.status.value, to_micros(r.date_updated), r.duration, r.size, r.media_key,
+        r.media_etag, r.failure_reason,
+    )  # fmt: skip
 
 
 def list_query(

@@ -10,10 +10,14 @@ import aiosqlite
 
 from gateway.models import Account, ApiKey, Cursor, Recording, RecordingFilter, Status
 from gateway.store.sql import (
+    EXPECTED_STATE,
     MIGRATIONS,
+    MUTABLE_COLUMNS,
     RECORDING_COLUMNS,
+    expected_values,
     from_micros,
     list_query,
+    mutable_values,
     recording_from_row,
     recording_row,
     to_micros,
@@ -87,6 +91,15 @@ class SqliteStore:
         sql, args = list_query(account_sid, where, after, limit, lambda n: f"?{n}")
         async with self._db.execute(sql, args) as cursor:
             return [recording_from_row(row) for row in await cursor.fetchall()]
+
+    async def update_recording(self, recording: Recording, expected: Recording) -> bool:
+        assignments = ", ".join(f"{column} = ?" for column in MUTABLE_COLUMNS)
+        async with self._db.execute(
+            f"UPDATE recordings SET {assignments} "
+            f"WHERE sid = ? AND {EXPECTED_STATE.format('?', '?')}",
+            (*mutable_values(recording), recording.sid, *expected_values(expected)),
+        ) as cursor:
+            return cursor.rowcount == 1
 
     async def mark_deleted(self, sid: str, when: datetime) -> Recording | None:
         # One statement, so two concurrent deletes agree on what was there before.

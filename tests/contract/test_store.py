@@ -207,3 +207,24 @@ async def test_instances_starting_at_once_migrate_once(store_settings: Settings)
         assert await stores[3].get_account(account.sid) == account
     finally:
         await asyncio.gather(*(store.aclose() for store in stores))
+
+
+async def test_update_recording_is_a_compare_and_set_on_status_and_media(
+    store: MetadataStore, account: Account
+) -> None:
+    (created,) = await add(
+        store, recording(account, 0, status=Status.PROCESSING, size=0, media_key=None)
+    )
+    uploaded = created.replace(media_key="AC/RT/1.mka", size=10)
+    assert await store.update_recording(uploaded, expected=created) is True
+    # A step decided on the state before the upload loses.
+    assert await store.update_recording(created.replace(size=5), expected=created) is False
+    done = uploaded.replace(
+        status=Status.COMPLETED, size=99, duration=3, media_etag='"new"',
+        date_updated=T0 + timedelta(hours=1),
+    )  # fmt: skip
+    assert await store.update_recording(done, expected=uploaded) is True
+    assert await store.get_recording(created.sid) == done
+    failed = done.replace(status=Status.FAILED, failure_reason="too late")
+    assert await store.update_recording(failed, expected=uploaded) is False
+    assert await store.get_recording(created.sid) == done
