@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from gateway.api.keys import RECORDINGS, SENDFILE, SETTINGS, STORAGE, STORE
-from gateway.api.middlewares import basic_auth, twilio_errors
+from gateway.api.keys import INGESTION, RECORDINGS, SENDFILE, SETTINGS, STORAGE, STORE
+from gateway.api.middlewares import admin_bearer, basic_auth, twilio_errors
 from gateway.api.routes import ROUTES
 from gateway.config import Settings
+from gateway.ingestion import Ingestion
 from gateway.recordings import Recordings
 from gateway.signing import MediaLinkSigner
 from gateway.storage import MediaStorage, open_storage
@@ -27,7 +28,7 @@ def create_app(
     sendfile: bool = True,
 ) -> web.Application:
     """The application; `store` and `storage` are opened from `settings` unless given."""
-    app = web.Application(middlewares=[twilio_errors, basic_auth])
+    app = web.Application(middlewares=[twilio_errors, basic_auth, admin_bearer])
     app[SETTINGS] = settings
     app[SENDFILE] = sendfile
     signer = MediaLinkSigner(signing_keys, now)
@@ -47,6 +48,7 @@ def create_app(
     async def recordings(app: web.Application) -> AsyncIterator[None]:
         presign = settings.media_mode == "presign"
         app[RECORDINGS] = Recordings(app[STORE], app[STORAGE], signer, now, presign)
+        app[INGESTION] = Ingestion(app[STORE], app[STORAGE], now)
         yield
 
     app.cleanup_ctx.extend([metadata_store, media_storage, recordings])

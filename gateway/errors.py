@@ -27,6 +27,10 @@ class InvalidParameter(GatewayError):
 class Unauthenticated(GatewayError):
     status, code = 401, 20003
 
+    def __init__(self, message: str, challenge: str = 'Basic realm="Twilio API"') -> None:
+        super().__init__(message)
+        self.challenge = challenge  # the WWW-Authenticate header
+
 
 class LinkRefused(GatewayError):
     """A media link that is tampered with, or signed with a key we do not hold."""

@@ -27,6 +27,7 @@ from tests.media import make_recordings
 __all__ = ["postgres_dsn", "postgres_url", "s3_bucket", "s3_endpoint"]  # fixtures
 
 SIGNING_KEY = "test-signing-key-0123456789abcdef"
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 
 
 def basic_auth(login: str, password: str) -> dict[str, str]:
@@ -87,7 +88,9 @@ def backends(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def settings(backends: dict[str, str]) -> Settings:
-    return Settings.from_env({**backends, "GATEWAY_SIGNING_KEYS": SIGNING_KEY})
+    return Settings.from_env(
+        {**backends, "GATEWAY_SIGNING_KEYS": SIGNING_KEY, "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN}
+    )
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from gateway.api.serialize import list_json, recording_json
 from gateway.errors import NotFound
 
 
-def _base_url(request: web.Request) -> str:
+def base_url(request: web.Request) -> str:
     return request.app[SETTINGS].public_url or str(request.url.origin())
 
 
@@ -28,7 +28,7 @@ async def list_recordings(request: web.Request) -> web.Response:
     page = await request.app[RECORDINGS].list(
         request[ACCOUNT_SID], query.where, query.page_size, query.cursor
     )
-    return web.json_response(list_json(_base_url(request), request.path, query, page, room_sid))
+    return web.json_response(list_json(base_url(request), request.path, query, page, room_sid))
 
 
 async def fetch_recording(request: web.Request) -> web.Response:
@@ -36,7 +36,7 @@ async def fetch_recording(request: web.Request) -> web.Response:
     recording = await request.app[RECORDINGS].get(
         request[ACCOUNT_SID], request.match_info["sid"], room_sid
     )
-    return web.json_response(recording_json(_base_url(request), recording, room_sid))
+    return web.json_response(recording_json(base_url(request), recording, room_sid))
 
 
 async def delete_recording(request: web.Request) -> web.Response:
@@ -50,7 +50,7 @@ async def redirect_to_media(request: web.Request) -> web.Response:
     room_sid = _room_sid(request)
     link = parse_media_link(request.query)
     location = await request.app[RECORDINGS].issue_media_link(
-        request[ACCOUNT_SID], request.match_info["sid"], room_sid, link, _base_url(request)
+        request[ACCOUNT_SID], request.match_info["sid"], room_sid, link, base_url(request)
     )
     return web.json_response(
         {"redirect_to": location}, status=302, headers={hdrs.LOCATION: location}

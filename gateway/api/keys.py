@@ -7,6 +7,7 @@ from typing import Final
 from aiohttp import web
 
 from gateway.config import Settings
+from gateway.ingestion import Ingestion
 from gateway.recordings import Recordings
 from gateway.storage import MediaStorage
 from gateway.store import MetadataStore
@@ -15,6 +16,7 @@ SETTINGS: Final = web.AppKey("settings", Settings)
 STORE: Final = web.AppKey("store", MetadataStore)
 STORAGE: Final = web.AppKey("storage", MediaStorage)
 RECORDINGS: Final = web.AppKey("recordings", Recordings)
+INGESTION: Final = web.AppKey("ingestion", Ingestion)
 # Whether local files go out through loop.sendfile (else read in chunks).
 SENDFILE: Final = web.AppKey("sendfile", bool)
 ACCOUNT_SID: Final = web.RequestKey("account_sid", str)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from typing import Final
 
@@ -9,7 +10,7 @@ from aiohttp import BasicAuth, hdrs, web
 from aiohttp.typedefs import Handler
 
 from gateway.accounts import authenticate
-from gateway.api.keys import ACCOUNT_SID, STORE
+from gateway.api.keys import ACCOUNT_SID, SETTINGS, STORE
 from gateway.errors import (
     GatewayError,
     MethodNotAllowed,
@@ -33,7 +34,7 @@ def error_response(error: GatewayError) -> web.Response:
     }
     response = web.json_response(body, status=error.status)
     if isinstance(error, Unauthenticated):
-        response.headers[hdrs.WWW_AUTHENTICATE] = 'Basic realm="Twilio API"'
+        response.headers[hdrs.WWW_AUTHENTICATE] = error.challenge
     elif isinstance(error, StorageUnavailable):
         response.headers[hdrs.RETRY_AFTER] = str(error.retry_after)
     elif isinstance(error, RangeNotSatisfiable):
@@ -73,4 +74,18 @@ async def basic_auth(request: web.Request, handler: Handler) -> web.StreamRespon
     request[ACCOUNT_SID] = await authenticate(
         request.app[STORE], credentials.login, credentials.password
     )
+    return await handler(request)
+
+
+@web.middleware
+async def admin_bearer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """/internal/ takes the GATEWAY_ADMIN_TOKEN bearer token, and does not exist without one."""
+    if not request.path.startswith("/internal/"):
+        return await handler(request)
+    expected = request.app[SETTINGS].admin_token
+    if expected is None:
+        raise NotFound(f"The requested resource {request.path} was not found")
+    scheme, _, token = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Unauthenticated("A valid bearer token is required", challenge="Bearer")
     return await handler(request)

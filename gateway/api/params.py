@@ -8,12 +8,14 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, TypeVar
+from urllib.parse import urlsplit
 
 from multidict import MultiMapping
 
 from gateway import sids
 from gateway.errors import InvalidParameter
-from gateway.models import Cursor, MediaType, RecordingFilter, Status
+from gateway.ingestion import Declaration
+from gateway.models import Codec, Container, Cursor, MediaType, RecordingFilter, Status
 from gateway.recordings import MediaLinkRequest
 from gateway.store.sql import from_micros, to_micros
 
@@ -24,6 +26,7 @@ DEFAULT_TTL: Final = 600
 MAX_TTL: Final = 3600
 
 E = TypeVar("E", Status, MediaType)
+M = TypeVar("M", MediaType, Codec, Container)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,4 +164,67 @@ def parse_media_link(query: MultiMapping[str]) -> MediaLinkRequest:
     return MediaLinkRequest(
         ttl=_integer(query, "Ttl", DEFAULT_TTL, 1, MAX_TTL),
         content_disposition=query.get("ContentDisposition"),
+    )
+
+
+def _text(body: dict[str, object], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise InvalidParameter(name, "must be a string")
+    return value
+
+
+def _required(body: dict[str, object], name: str) -> str:
+    value = _text(body, name)
+    if value is None:
+        raise InvalidParameter(name, "is required")
+    return value
+
+
+def _member(body: dict[str, object], name: str, kind: type[M]) -> M:
+    raw = _required(body, name)
+    try:
+        return kind(raw)
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        raise InvalidParameter(name, f"{raw!r} is not one of {allowed}") from None
+
+
+def _body_sid(name: str, value: object, prefix: str) -> str:
+    if not isinstance(value, str) or not sids.is_sid(value, prefix):
+        raise InvalidParameter(name, f"must be a {prefix} SID")
+    return value
+
+
+def parse_declaration(body: object) -> Declaration:
+    """A recorder's JSON, in the public representation's field names."""
+    if not isinstance(body, dict):
+        raise InvalidParameter("body", "must be a JSON object")
+    groups = body.get("grouping_sids") or {}
+    if not isinstance(groups, dict):
+        raise InvalidParameter("grouping_sids", "must be an object")
+    room_sid, participant_sid = groups.get("room_sid"), groups.get("participant_sid")
+    callback = _text(body, "status_callback")
+    if callback is not None and urlsplit(callback).scheme not in ("http", "https"):
+        raise InvalidParameter("status_callback", "must be an http(s) URL")
+    method = _text(body, "status_callback_method")
+    if method not in (None, "GET", "POST"):
+        raise InvalidParameter("status_callback_method", "must be GET or POST")
+    offset = body.get("offset", 0)
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise InvalidParameter("offset", "must be a whole number of milliseconds, 0 or more")
+    return Declaration(
+        account_sid=_body_sid("account_sid", body.get("account_sid"), "AC"),
+        type=_member(body, "type", MediaType),
+        codec=_member(body, "codec", Codec),
+        container_format=_member(body, "container_format", Container),
+        source_sid=_body_sid("source_sid", body.get("source_sid"), "MT"),
+        room_sid=None if room_sid is None else _body_sid("room_sid", room_sid, "RM"),
+        participant_sid=(
+            None if participant_sid is None else _body_sid("participant_sid", participant_sid, "PA")
+        ),
+        track_name=_text(body, "track_name"),
+        offset=offset,
+        status_callback=callback,
+        status_callback_method=(method or "POST") if callback is not None else None,
     )

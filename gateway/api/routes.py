@@ -11,6 +11,12 @@ from gateway.api.handlers import (
     list_recordings,
     redirect_to_media,
 )
+from gateway.api.internal import (
+    complete_recording,
+    fail_recording,
+    start_recording,
+    upload_media,
+)
 
 ROUTES = [
     web.get("/v1/Recordings", list_recordings),
@@ -22,4 +28,8 @@ ROUTES = [
     web.delete("/v1/Rooms/{room_sid}/Recordings/{sid}", delete_recording),
     web.get("/v1/Rooms/{room_sid}/Recordings/{sid}/Media", redirect_to_media),
     web.get("/media/{token}", download_media),
+    web.post("/internal/v1/Recordings", start_recording),
+    web.put("/internal/v1/Recordings/{sid}/Media", upload_media),
+    web.post("/internal/v1/Recordings/{sid}/Complete", complete_recording),
+    web.post("/internal/v1/Recordings/{sid}/Fail", fail_recording),
 ]

@@ -1,0 +1,166 @@
+"""Recorders' use-cases: start a recording, upload its media, complete or fail it.
+
+Each step is one compare-and-set on the recording, so a crash or a race between
+steps never leaves a `completed` recording without checked media.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gateway import sids
+from gateway.errors import Conflict, InvalidParameter, MediaRejected, NotFound
+from gateway.media.probe import Probe, probe
+from gateway.models import Codec, Container, MediaType, Recording, Status
+from gateway.storage import MediaStorage
+from gateway.store import MetadataStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Declaration:
+    """What a recorder says about a track before it sends it."""
+
+    account_sid: str
+    type: MediaType
+    codec: Codec
+    container_format: Container
+    source_sid: str
+    room_sid: str | None = None
+    participant_sid: str | None = None
+    track_name: str | None = None
+    offset: int = 0
+    status_callback: str | None = None
+    status_callback_method: str | None = None
+
+
+@dataclass(slots=True)
+class Ingestion:
+    store: MetadataStore
+    storage: MediaStorage
+    now: Callable[[], float] = field(default=time.time)
+
+    async def start(self, declared: Declaration) -> Recording:
+        if await self.store.get_account(declared.account_sid) is None:
+            raise InvalidParameter("account_sid", f"no account {declared.account_sid}")
+        created = datetime.fromtimestamp(self.now(), UTC)
+        recording = Recording(
+            sid=sids.mint("RT"),
+            account_sid=declared.account_sid,
+            status=Status.PROCESSING,
+            date_created=created,
+            date_updated=created,
+            source_sid=declared.source_sid,
+            type=declared.type,
+            container_format=declared.container_format,
+            codec=declared.codec,
+            duration=0,
+            size=0,
+            track_name=declared.track_name or declared.source_sid,
+            offset=declared.offset,
+            room_sid=declared.room_sid,
+            participant_sid=declared.participant_sid,
+            status_callback=declared.status_callback,
+            status_callback_method=declared.status_callback_method,
+        )
+        await self.store.add_recording(recording)
+        return recording
+
+    async def upload(self, sid: str, chunks: AsyncIterable[bytes]) -> Recording:
+        """Store the media; a second upload replaces the first until the recording ends."""
+        before = await self._processing(sid)
+        # Each upload has its own key, so one still arriving can never overwrite media
+        # that another step has already checked.
+        key = f"{before.account_sid}/{sid}/{secrets.token_hex(8)}.{before.container_format}"
+        size = await self.storage.put(key, chunks)
+        uploaded = before.replace(media_key=key, size=size, date_updated=self._utcnow())
+        if not await self.store.update_recording(uploaded, expected=before):
+            await self.storage.delete(key)
+            raise Conflict(f"Recording {sid} changed during the upload; upload again")
+        if before.media_key is not None:
+            await self._forget(before.media_key)
+        return uploaded
+
+    async def complete(self, sid: str) -> Recording:
+        """Probe the stored media; `completed` if it is what was declared, else `failed`."""
+        before = await self._processing(sid)
+        if before.media_key is None:
+            raise Conflict(f"Recording {sid} has no media yet; upload it first")
+        try:
+            found, etag = await self._inspect(before.media_key, before.size)
+            _check(before, found)
+        except MediaRejected as rejected:
+            return await self._end(before, Status.FAILED, failure_reason=rejected.message)
+        return await self._end(before, Status.COMPLETED, duration=found.duration, media_etag=etag)
+
+    async def fail(self, sid: str, reason: str) -> Recording:
+        before = await self._processing(sid)
+        return await self._end(before, Status.FAILED, failure_reason=reason or "failed")
+
+    async def _end(self, before: Recording, status: Status, **changes: object) -> Recording:
+        after = before.replace(status=status, date_updated=self._utcnow(), **changes)
+        if not await self.store.update_recording(after, expected=before):
+            raise Conflict(f"Recording {before.sid} changed meanwhile; fetch it and retry")
+        return after
+
+    async def _processing(self, sid: str) -> Recording:
+        recording = await self.store.get_recording(sid) if sids.is_sid(sid, "RT") else None
+        if recording is None:
+            raise NotFound(f"The requested resource /Recordings/{sid} was not found")
+        if recording.status is not Status.PROCESSING:
+            raise Conflict(f"Recording {sid} is {recording.status}, no longer processing")
+        return recording
+
+    async def _inspect(self, key: str, size: int) -> tuple[Probe, str]:
+        """What the stored object holds, and its ETag: copied to a scratch file for PyAV."""
+        if size == 0:
+            raise MediaRejected("the uploaded media is empty")
+        digest = hashlib.sha256()
+        folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="gateway-probe-"))
+        try:
+            scratch = folder / "uploaded.mkv"
+            reader = await self.storage.open(key, 0, size)
+            try:
+                out = await asyncio.to_thread(scratch.open, "wb")
+                try:
+                    async for chunk in reader.chunks():
+                        digest.update(chunk)
+                        await asyncio.to_thread(out.write, chunk)
+                finally:
+                    await asyncio.to_thread(out.close)
+            finally:
+                await reader.aclose()
+            found = await asyncio.to_thread(probe, scratch)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+        return found, f'"{digest.hexdigest()[:32]}"'
+
+    async def _forget(self, key: str) -> None:
+        try:
+            await self.storage.delete(key)
+        except Exception:
+            log.exception("replaced upload %s could not be deleted", key)
+
+    def _utcnow(self) -> datetime:
+        return datetime.fromtimestamp(self.now(), UTC)
+
+
+def _check(declared: Recording, found: Probe) -> None:
+    for name, said, is_ in (
+        ("codec", declared.codec, found.codec),
+        ("type", declared.type, found.type),
+        ("container_format", declared.container_format, found.container_format),
+    ):
+        if said != is_:
+            raise MediaRejected(f"declared {name} {said} but the media holds {is_}")
