@@ -158,3 +158,9 @@ def test_every_setting_is_documented(setting: Setting) -> None:
 def test_every_settings_field_has_exactly_one_setting() -> None:
     names = [setting.name.removeprefix("GATEWAY_").lower() for setting in SETTINGS]
     assert sorted(names) == sorted(field.name for field in dataclasses.fields(Settings))
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [s.name for s in SETTINGS if f"| `{s.name}` |" not in readme]
+    assert missing == []
