@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -12,10 +15,24 @@ from gateway.api.middlewares import admin_bearer, basic_auth, twilio_errors
 from gateway.api.routes import ROUTES
 from gateway.config import Settings
 from gateway.ingestion import Ingestion
+from gateway.janitor import sweep, utc
 from gateway.recordings import Recordings
 from gateway.signing import MediaLinkSigner
 from gateway.storage import MediaStorage, open_storage
 from gateway.store import MetadataStore, open_store
+
+log = logging.getLogger(__name__)
+
+
+async def _sweep_now_and_then(
+    store: MetadataStore, storage: MediaStorage, settings: Settings, now: Callable[[], float]
+) -> None:
+    while True:
+        await asyncio.sleep(settings.janitor_interval)
+        try:
+            await sweep(store, storage, settings.deleted_retention, utc(now()))
+        except Exception:
+            log.exception("janitor sweep failed; the next one will try again")
 
 
 def create_app(
@@ -51,6 +68,13 @@ def create_app(
         app[INGESTION] = Ingestion(app[STORE], app[STORAGE], now)
         yield
 
-    app.cleanup_ctx.extend([metadata_store, media_storage, recordings])
+    async def janitor(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(_sweep_now_and_then(app[STORE], app[STORAGE], settings, now))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.extend([metadata_store, media_storage, recordings, janitor])
     app.add_routes(ROUTES)
     return app

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import sys
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from gateway.api.serialize import recording_json
 from gateway.app import create_app
 from gateway.config import Settings, signing_keys
 from gateway.errors import ConfigError, GatewayError
+from gateway.janitor import sweep, utc
 from gateway.models import Codec, RecordingFilter
 from gateway.recordings import Recordings
 from gateway.signing import MediaLinkSigner
@@ -37,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         "--demo", action="store_true", help="create a demo account and recordings if none yet"
     )
     commands.add_parser("migrate", help="create or upgrade the database schema (serve does too)")
+    commands.add_parser("purge", help="run one janitor sweep now")
 
     account = commands.add_parser("accounts", help="manage accounts").add_subparsers(
         dest="action", required=True
@@ -95,6 +98,15 @@ async def _migrate(settings: Settings, args: argparse.Namespace) -> dict[str, in
     return {"schema_version": store.schema_version}
 
 
+async def _purge(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    async def purge(recordings: Recordings) -> dict[str, Any]:
+        now = utc(time.time())
+        done = await sweep(recordings.store, recordings.storage, settings.deleted_retention, now)
+        return dataclasses.asdict(done)
+
+    return await _with_recordings(settings, purge)  # type: ignore[no-any-return]
+
+
 async def _accounts(settings: Settings, args: argparse.Namespace) -> dict[str, str]:
     store = await open_store(settings)
     try:
@@ -134,6 +146,7 @@ async def _ingest(settings: Settings, args: argparse.Namespace) -> dict[str, Any
 
 _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, Any]]] = {
     "migrate": _migrate,
+    "purge": _purge,
     "accounts": _accounts,
     "keys": _keys,
     "ingest": _ingest,

@@ -79,6 +79,18 @@ def _public_url(value: str) -> str | None:
     return value.rstrip("/")
 
 
+_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: str) -> float:
+    """Seconds, from "90", "90s", "15m", "12h" or "30d"."""
+    number, unit = (value[:-1], value[-1]) if value[-1:] in _UNITS else (value, "s")
+    seconds = float(number) * _UNITS[unit]
+    if not seconds > 0:
+        raise ValueError("must be a duration above 0, such as 90s, 15m, 12h or 30d")
+    return seconds
+
+
 def _admin_token(value: str) -> str | None:
     if value and len(value) < 16:
         raise ValueError("must be at least 16 characters long")
@@ -146,6 +158,18 @@ SETTINGS: Final = (
         _public_url,
     ),
     Setting(
+        "GATEWAY_DELETED_RETENTION",
+        "30d",
+        "How long a deleted recording's metadata stays readable before it is purged.",
+        _duration,
+    ),
+    Setting(
+        "GATEWAY_JANITOR_INTERVAL",
+        "10m",
+        "How often each instance tries a janitor sweep (one instance sweeps at a time).",
+        _duration,
+    ),
+    Setting(
         "GATEWAY_ADMIN_TOKEN",
         "",
         "Bearer token of the recorder ingestion API under /internal/v1/; "
@@ -174,6 +198,8 @@ class Settings:
     database_pool_size: int = 10
     media_mode: str = "proxy"
     public_url: str | None = None
+    deleted_retention: float = 30 * 86400.0
+    janitor_interval: float = 600.0
     admin_token: str | None = None
     signing_keys: tuple[str, ...] = ()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -14,14 +13,13 @@ from typing import Final
 
 from gateway import sids
 from gateway.errors import InvalidParameter, MediaRejected, NotFound
+from gateway.janitor import forget_media
 from gateway.media.headers import CONTENT_TYPES, content_disposition
 from gateway.media.probe import probe
 from gateway.models import Codec, Cursor, Recording, RecordingFilter, RecordingPage, Status
 from gateway.signing import MediaGrant, MediaLinkSigner
 from gateway.storage import MediaStorage
 from gateway.store import MetadataStore
-
-log = logging.getLogger(__name__)
 
 INGEST_CHUNK_SIZE: Final = 1024 * 1024
 
@@ -75,11 +73,8 @@ class Recordings:
         recording = await self.get(account_sid, sid, room_sid)
         # Marked first: outstanding links check the status, so they die with this write.
         deleted = await self.store.mark_deleted(recording.sid, self._utcnow())
-        if deleted is not None and deleted.media_key is not None:
-            try:
-                await self.storage.delete(deleted.media_key)
-            except Exception:
-                log.exception("media of %s could not be deleted; metadata says deleted", sid)
+        if deleted is not None:
+            await forget_media(self.store, self.storage, deleted)
 
     async def issue_media_link(
         self,

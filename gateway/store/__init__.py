@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
 
@@ -42,6 +43,18 @@ class MetadataStore(Protocol):
 
     async def mark_deleted(self, sid: str, when: datetime) -> Recording | None:
         """Set status `deleted`; the recording as it now is, or None if there is none."""
+        ...
+
+    async def deleted_with_media(self, limit: int) -> list[Recording]:
+        """Deleted recordings whose media is still stored (its deletion failed), oldest first."""
+        ...
+
+    async def purge_deleted(self, before: datetime) -> int:
+        """Forget deleted recordings, media gone, last changed before `before`: how many."""
+        ...
+
+    def sweep_lock(self) -> AbstractAsyncContextManager[bool]:
+        """Whether this process may sweep now: one sweeper at a time across instances."""
         ...
 
     async def aclose(self) -> None: ...

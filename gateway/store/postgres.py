@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Final
 
@@ -10,9 +12,11 @@ import asyncpg
 from gateway.config import Settings
 from gateway.models import Account, ApiKey, Cursor, Recording, RecordingFilter, Status
 from gateway.store.sql import (
+    DELETED_WITH_MEDIA,
     EXPECTED_STATE,
     MIGRATIONS,
     MUTABLE_COLUMNS,
+    PURGE_DELETED,
     RECORDING_COLUMNS,
     expected_values,
     from_micros,
@@ -23,8 +27,9 @@ from gateway.store.sql import (
     to_micros,
 )
 
-# Any constant works; all instances must agree on it.
+# Any constants work; all instances must agree on them.
 _MIGRATION_LOCK: Final = 0x6761746577617931
+_SWEEP_LOCK: Final = 0x6761746577617932
 
 
 class PostgresStore:
@@ -103,6 +108,25 @@ class PostgresStore:
             *values,
         )
         return bool(done == "UPDATE 1")
+
+    async def deleted_with_media(self, limit: int) -> list[Recording]:
+        rows = await self._pool.fetch(DELETED_WITH_MEDIA.format("$1"), limit)
+        return [recording_from_row(row) for row in rows]
+
+    async def purge_deleted(self, before: datetime) -> int:
+        done = await self._pool.execute(PURGE_DELETED.format("$1"), to_micros(before))
+        return int(done.split()[-1])  # "DELETE <count>"
+
+    @asynccontextmanager
+    async def sweep_lock(self) -> AsyncIterator[bool]:
+        # A session-level advisory lock, held on one connection for the whole sweep.
+        async with self._pool.acquire() as connection:
+            mine = await connection.fetchval("SELECT pg_try_advisory_lock($1)", _SWEEP_LOCK)
+            try:
+                yield bool(mine)
+            finally:
+                if mine:
+                    await connection.execute("SELECT pg_advisory_unlock($1)", _SWEEP_LOCK)
 
     async def mark_deleted(self, sid: str, when: datetime) -> Recording | None:
         row = await self._pool.fetchrow(

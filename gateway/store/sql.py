@@ -63,6 +63,7 @@ MIGRATIONS: Final = (
     CREATE INDEX recordings_by_status ON recordings (account_sid, status, date_created, sid);
     """,
     "ALTER TABLE recordings ADD COLUMN failure_reason text",
+    "CREATE INDEX recordings_deleted ON recordings (date_updated) WHERE status = 'deleted'",
 )
 
 RECORDING_COLUMNS: Final = (
@@ -70,6 +71,15 @@ RECORDING_COLUMNS: Final = (
     "container_format, codec, duration, size, track_name, offset_ms, room_sid, "
     "participant_sid, status_callback, status_callback_method, media_key, media_etag, "
     "failure_reason"
+)
+
+# The janitor's queries, with {} where each store puts its placeholder.
+DELETED_WITH_MEDIA: Final = (
+    f"SELECT {RECORDING_COLUMNS} FROM recordings "
+    "WHERE status = 'deleted' AND media_key IS NOT NULL ORDER BY date_updated LIMIT {}"
+)
+PURGE_DELETED: Final = (
+    "DELETE FROM recordings WHERE status = 'deleted' AND media_key IS NULL AND date_updated < {}"
 )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -10,9 +12,11 @@ import aiosqlite
 
 from gateway.models import Account, ApiKey, Cursor, Recording, RecordingFilter, Status
 from gateway.store.sql import (
+    DELETED_WITH_MEDIA,
     EXPECTED_STATE,
     MIGRATIONS,
     MUTABLE_COLUMNS,
+    PURGE_DELETED,
     RECORDING_COLUMNS,
     expected_values,
     from_micros,
@@ -29,6 +33,7 @@ class SqliteStore:
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
+        self._sweeping = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
@@ -100,6 +105,23 @@ class SqliteStore:
             (*mutable_values(recording), recording.sid, *expected_values(expected)),
         ) as cursor:
             return cursor.rowcount == 1
+
+    async def deleted_with_media(self, limit: int) -> list[Recording]:
+        async with self._db.execute(DELETED_WITH_MEDIA.format("?"), (limit,)) as cursor:
+            return [recording_from_row(row) for row in await cursor.fetchall()]
+
+    async def purge_deleted(self, before: datetime) -> int:
+        async with self._db.execute(PURGE_DELETED.format("?"), (to_micros(before),)) as cursor:
+            return cursor.rowcount
+
+    @asynccontextmanager
+    async def sweep_lock(self) -> AsyncIterator[bool]:
+        # SQLite serves one instance, so a lock in this process is enough.
+        if self._sweeping.locked():
+            yield False
+            return
+        async with self._sweeping:
+            yield True
 
     async def mark_deleted(self, sid: str, when: datetime) -> Recording | None:
         # One statement, so two concurrent deletes agree on what was there before.

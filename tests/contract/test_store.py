@@ -228,3 +228,37 @@ async def test_update_recording_is_a_compare_and_set_on_status_and_media(
     failed = done.replace(status=Status.FAILED, failure_reason="too late")
     assert await store.update_recording(failed, expected=uploaded) is False
     assert await store.get_recording(created.sid) == done
+
+
+async def test_janitor_queries_find_pending_media_and_purge_only_what_is_due(
+    store: MetadataStore, account: Account
+) -> None:
+    kept, media_pending, purgeable, recent = await add(
+        store, *(recording(account, minutes) for minutes in range(4))
+    )
+    for each, when in ((media_pending, T0), (purgeable, T0), (recent, T0 + timedelta(days=2))):
+        await store.mark_deleted(each.sid, when)
+    for each in (purgeable, recent):
+        gone = await store.get_recording(each.sid)
+        assert gone is not None
+        assert await store.update_recording(gone.replace(media_key=None), expected=gone)
+    assert [r.sid for r in await store.deleted_with_media(10)] == [media_pending.sid]
+    assert await store.purge_deleted(before=T0 + timedelta(days=1)) == 1
+    assert await store.get_recording(purgeable.sid) is None
+    for still in (kept, media_pending, recent):
+        assert await store.get_recording(still.sid) is not None
+
+
+async def test_one_sweeper_at_a_time(store_settings: Settings) -> None:
+    first, second = await open_store(store_settings), await open_store(store_settings)
+    try:
+        async with first.sweep_lock() as mine:
+            assert mine is True
+            async with second.sweep_lock() as theirs:
+                # PostgreSQL excludes other instances; SQLite serves one process only.
+                assert theirs is store_settings.uses_sqlite
+        async with second.sweep_lock() as theirs:
+            assert theirs is True
+    finally:
+        await first.aclose()
+        await second.aclose()

@@ -140,6 +140,10 @@ def test_migrate_creates_the_schema_and_is_safe_to_repeat(env: dict[str, str]) -
     assert ok(env, "migrate") == {"schema_version": len(MIGRATIONS)}
 
 
+def test_purge_runs_one_janitor_sweep(env: dict[str, str]) -> None:
+    assert ok(env, "purge") == {"ran": True, "media_deleted": 0, "media_failed": 0, "purged": 0}
+
+
 def test_shared_database_without_signing_keys_stops_start_up(env: dict[str, str]) -> None:
     shared = {**env, "GATEWAY_DATABASE_URL": "postgresql://gateway@db.internal/gateway"}
     del shared["GATEWAY_SIGNING_KEYS"]

@@ -164,3 +164,17 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing = [s.name for s in SETTINGS if f"| `{s.name}` |" not in readme]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [("90", 90.0), ("90s", 90.0), ("15m", 900.0), ("12h", 43200.0), ("30d", 2592000.0)],
+)
+def test_durations_take_a_unit(raw: str, seconds: float) -> None:
+    assert Settings.from_env({"GATEWAY_DELETED_RETENTION": raw}).deleted_retention == seconds
+
+
+@pytest.mark.parametrize("raw", ["0", "-5m", "soon", "10w", ""])
+def test_bad_duration_stops_start_up_naming_the_variable(raw: str) -> None:
+    with pytest.raises(ConfigError, match="GATEWAY_JANITOR_INTERVAL"):
+        Settings.from_env({"GATEWAY_JANITOR_INTERVAL": raw})

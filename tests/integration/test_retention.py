@@ -1,0 +1,115 @@
+"""Deleted recordings: media deletions retried, metadata purged after the retention."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
+
+from gateway.api.keys import RECORDINGS, STORAGE, STORE
+from gateway.app import create_app
+from gateway.config import Settings
+from gateway.janitor import sweep, utc
+from gateway.models import Account, Codec, Recording
+from gateway.storage import MediaReader, MediaStorage, open_storage
+from tests.backends import stored
+from tests.conftest import Clock
+
+RETENTION = 60.0
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, deleted_retention=RETENTION)
+
+
+async def test_deleted_recording_is_readable_until_the_retention_then_404(
+    app: web.Application,
+    http: ClientSession,
+    base_url: str,
+    clock: Clock,
+    ingested: dict[Codec, Recording],
+    settings: Settings,
+) -> None:
+    target = ingested[Codec.OPUS]
+    url = f"{base_url}/v1/Recordings/{target.sid}"
+    async with http.delete(url) as response:
+        assert response.status == 204
+
+    async def janitor_at(seconds_later: float) -> None:
+        moment = utc(clock() + seconds_later)
+        await sweep(app[STORE], app[STORAGE], settings.deleted_retention, moment)
+
+    await janitor_at(RETENTION - 5)
+    async with http.get(url) as response:
+        assert (await response.json())["status"] == "deleted"
+    await janitor_at(RETENTION + 5)
+    async with http.get(url) as response:
+        assert response.status == 404
+    async with http.get(f"{base_url}/v1/Recordings/{ingested[Codec.VP8].sid}") as response:
+        assert response.status == 200  # the others are untouched
+
+
+class FailsToDeleteOnce:
+    """Storage whose first delete fails, as an S3 outage would make it."""
+
+    def __init__(self, storage: MediaStorage) -> None:
+        self.storage = storage
+        self.failures_left = 1
+
+    async def delete(self, key: str) -> None:
+        if self.failures_left:
+            self.failures_left -= 1
+            raise ConnectionError("storage unreachable")
+        await self.storage.delete(key)
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        return await self.storage.put(key, chunks)
+
+    async def open(self, key: str, start: int, end: int) -> MediaReader:
+        return await self.storage.open(key, start, end)
+
+    async def size_of(self, key: str) -> int:
+        return await self.storage.size_of(key)
+
+    async def presign(
+        self, key: str, ttl: int, content_type: str, content_disposition: str
+    ) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        await self.storage.aclose()
+
+
+@pytest.fixture
+async def flaky_server(settings: Settings) -> AsyncIterator[TestServer]:
+    flaky = FailsToDeleteOnce(await open_storage(settings))
+    app = create_app(settings, settings.signing_keys, storage=flaky)
+    async with TestServer(app, host="127.0.0.1") as server:
+        yield server
+    await flaky.aclose()
+
+
+async def test_media_deletion_that_failed_is_retried_by_the_janitor(
+    caplog: pytest.LogCaptureFixture,
+    flaky_server: TestServer,
+    settings: Settings,
+    account: Account,
+    http: ClientSession,
+    media_files: dict[Codec, Path],
+) -> None:
+    app = flaky_server.app
+    recording = await app[RECORDINGS].ingest(media_files[Codec.OPUS], account.sid)
+    async with http.delete(flaky_server.make_url(f"/v1/Recordings/{recording.sid}")) as r:
+        assert r.status == 204  # the recording is deleted, whatever storage said
+    assert len(await asyncio.to_thread(stored, settings)) == 1
+    assert any("later sweep" in record.getMessage() for record in caplog.records)
+
+    done = await sweep(app[STORE], app[STORAGE], settings.deleted_retention, utc(0))
+    assert (done.ran, done.media_deleted, done.media_failed) == (True, 1, 0)
+    assert await asyncio.to_thread(stored, settings) == []
