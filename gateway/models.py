@@ -87,6 +87,34 @@ class Recording:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
+class Delivery(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    ABANDONED = "abandoned"  # out of attempts, or not allowed to be sent
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """One status callback to send: written with the state change it reports."""
+
+    id: str
+    recording_sid: str
+    account_sid: str
+    event: str
+    url: str
+    method: str
+    params: dict[str, str]
+    created: datetime
+    due: datetime  # not to be tried before
+    attempts: int = 0
+    state: Delivery = Delivery.PENDING
+    delivered: datetime | None = None
+    last_error: str | None = None
+
+    def replace(self, **changes: object) -> Callback:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, slots=True)
 class RecordingFilter:
     """The list filters of `GET /v1/Recordings`; None means 'any'."""

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from gateway.config import Settings
-from gateway.models import Account, ApiKey, Cursor, Recording, RecordingFilter
+from gateway.models import Account, ApiKey, Callback, Cursor, Recording, RecordingFilter
 
 
 class MetadataStore(Protocol):
@@ -21,7 +21,9 @@ class MetadataStore(Protocol):
 
     async def get_api_key(self, sid: str) -> ApiKey | None: ...
 
-    async def add_recording(self, recording: Recording) -> None: ...
+    async def add_recording(self, recording: Recording, callback: Callback | None = None) -> None:
+        """Store a new recording, and in the same transaction the callback announcing it."""
+        ...
 
     async def get_recording(self, sid: str) -> Recording | None: ...
 
@@ -35,15 +37,34 @@ class MetadataStore(Protocol):
         """
         ...
 
-    async def update_recording(self, recording: Recording, expected: Recording) -> bool:
+    async def update_recording(
+        self, recording: Recording, expected: Recording, callback: Callback | None = None
+    ) -> bool:
         """Write `recording`'s state if the stored one still has `expected`'s status and
         media: whether it did. A compare-and-set, so of two requests racing to move one
-        recording only one wins, and the loser can undo what it did."""
+        recording only one wins, and the loser can undo what it did. `callback` is
+        stored in the same transaction, only if the state was written."""
         ...
 
-    async def mark_deleted(self, sid: str, when: datetime) -> Recording | None:
-        """Set status `deleted`; the recording as it now is, or None if there is none."""
+    async def mark_deleted(
+        self, sid: str, when: datetime, callback: Callback | None = None
+    ) -> Recording | None:
+        """Set status `deleted`, with `callback` only if it was not deleted before: the
+        recording as it now is, or None if there is none."""
         ...
+
+    async def claim_callbacks(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[Callback]:
+        """Pending callbacks due by `now`, each counted as attempted and hidden from other
+        claims until `lease_until`; across instances, each claimed by one."""
+        ...
+
+    async def finish_callback(self, callback: Callback) -> None:
+        """Record how an attempt ended: its state, next due time and last error."""
+        ...
+
+    async def list_callbacks(self, recording_sid: str | None, limit: int) -> list[Callback]: ...
 
     async def deleted_with_media(self, limit: int) -> list[Recording]:
         """Deleted recordings whose media is still stored (its deletion failed), oldest first."""

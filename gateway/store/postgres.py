@@ -10,18 +10,26 @@ from typing import Final
 import asyncpg
 
 from gateway.config import Settings
-from gateway.models import Account, ApiKey, Cursor, Recording, RecordingFilter, Status
+from gateway.models import Account, ApiKey, Callback, Cursor, Recording, RecordingFilter, Status
 from gateway.store.sql import (
+    CLAIM_CALLBACKS,
     DELETED_WITH_MEDIA,
     EXPECTED_STATE,
+    FINISH_CALLBACK,
+    INSERT_CALLBACK,
+    LIST_CALLBACKS,
     MIGRATIONS,
     MUTABLE_COLUMNS,
     PURGE_DELETED,
     RECORDING_COLUMNS,
+    callback_from_row,
+    callback_row,
     expected_values,
+    finish_values,
     from_micros,
     list_query,
     mutable_values,
+    numbered,
     recording_from_row,
     recording_row,
     to_micros,
@@ -79,12 +87,14 @@ class PostgresStore:
         row = await self._pool.fetchrow("SELECT * FROM api_keys WHERE sid = $1", sid)
         return None if row is None else ApiKey(row[0], row[1], row[2], from_micros(row[3]))
 
-    async def add_recording(self, recording: Recording) -> None:
+    async def add_recording(self, recording: Recording, callback: Callback | None = None) -> None:
         values = recording_row(recording)
         placeholders = ", ".join(f"${n}" for n in range(1, len(values) + 1))
-        await self._pool.execute(
-            f"INSERT INTO recordings ({RECORDING_COLUMNS}) VALUES ({placeholders})", *values
-        )
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                f"INSERT INTO recordings ({RECORDING_COLUMNS}) VALUES ({placeholders})", *values
+            )
+            await _add_callback(connection, callback)
 
     async def get_recording(self, sid: str) -> Recording | None:
         row = await self._pool.fetchrow(
@@ -98,16 +108,22 @@ class PostgresStore:
         sql, args = list_query(account_sid, where, after, limit, lambda n: f"${n}")
         return [recording_from_row(row) for row in await self._pool.fetch(sql, *args)]
 
-    async def update_recording(self, recording: Recording, expected: Recording) -> bool:
+    async def update_recording(
+        self, recording: Recording, expected: Recording, callback: Callback | None = None
+    ) -> bool:
         values = (*mutable_values(recording), recording.sid, *expected_values(expected))
         assignments = ", ".join(f"{c} = ${n}" for n, c in enumerate(MUTABLE_COLUMNS, start=1))
         n = len(MUTABLE_COLUMNS)
-        done = await self._pool.execute(
-            f"UPDATE recordings SET {assignments} "
-            f"WHERE sid = ${n + 1} AND {EXPECTED_STATE.format(f'${n + 2}', f'${n + 3}')}",
-            *values,
-        )
-        return bool(done == "UPDATE 1")
+        async with self._pool.acquire() as connection, connection.transaction():
+            done = await connection.execute(
+                f"UPDATE recordings SET {assignments} "
+                f"WHERE sid = ${n + 1} AND {EXPECTED_STATE.format(f'${n + 2}', f'${n + 3}')}",
+                *values,
+            )
+            updated = done == "UPDATE 1"
+            if updated:
+                await _add_callback(connection, callback)
+        return bool(updated)
 
     async def deleted_with_media(self, limit: int) -> list[Recording]:
         rows = await self._pool.fetch(DELETED_WITH_MEDIA.format("$1"), limit)
@@ -128,15 +144,41 @@ class PostgresStore:
                 if mine:
                     await connection.execute("SELECT pg_advisory_unlock($1)", _SWEEP_LOCK)
 
-    async def mark_deleted(self, sid: str, when: datetime) -> Recording | None:
-        row = await self._pool.fetchrow(
-            f"UPDATE recordings SET status = $1, date_updated = $2 WHERE sid = $3 "
-            f"RETURNING {RECORDING_COLUMNS}",
-            Status.DELETED.value,
-            to_micros(when),
-            sid,
-        )
-        return None if row is None else recording_from_row(row)
+    async def mark_deleted(
+        self, sid: str, when: datetime, callback: Callback | None = None
+    ) -> Recording | None:
+        async with self._pool.acquire() as connection, connection.transaction():
+            row = await connection.fetchrow(
+                f"UPDATE recordings SET status = $1, date_updated = $2 "
+                f"WHERE sid = $3 AND status <> $1 RETURNING {RECORDING_COLUMNS}",
+                Status.DELETED.value,
+                to_micros(when),
+                sid,
+            )
+            if row is not None:
+                await _add_callback(connection, callback)
+        return recording_from_row(row) if row is not None else await self.get_recording(sid)
+
+    async def claim_callbacks(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[Callback]:
+        # SKIP LOCKED: instances claiming at once each get other events, none waits.
+        sql = numbered(CLAIM_CALLBACKS.format(lock="FOR UPDATE SKIP LOCKED"))
+        rows = await self._pool.fetch(sql, to_micros(lease_until), to_micros(now), limit)
+        return [callback_from_row(row) for row in rows]
+
+    async def finish_callback(self, callback: Callback) -> None:
+        await self._pool.execute(numbered(FINISH_CALLBACK), *finish_values(callback))
+
+    async def list_callbacks(self, recording_sid: str | None, limit: int) -> list[Callback]:
+        sid = recording_sid or ""
+        rows = await self._pool.fetch(numbered(LIST_CALLBACKS), sid, sid, limit)
+        return [callback_from_row(row) for row in rows]
+
+
+async def _add_callback(connection: asyncpg.Connection, callback: Callback | None) -> None:
+    if callback is not None:
+        await connection.execute(numbered(INSERT_CALLBACK), *callback_row(callback))
 
 
 async def migrate(pool: asyncpg.Pool) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from gateway.models import (
+    Callback,
     Codec,
     Container,
     Cursor,
+    Delivery,
     MediaType,
     Recording,
     RecordingFilter,
@@ -64,6 +67,25 @@ MIGRATIONS: Final = (
     """,
     "ALTER TABLE recordings ADD COLUMN failure_reason text",
     "CREATE INDEX recordings_deleted ON recordings (date_updated) WHERE status = 'deleted'",
+    """
+    CREATE TABLE callbacks (
+        id text PRIMARY KEY,
+        recording_sid text NOT NULL,
+        account_sid text NOT NULL,
+        event text NOT NULL,
+        url text NOT NULL,
+        method text NOT NULL,
+        params text NOT NULL,
+        created bigint NOT NULL,
+        due bigint NOT NULL,
+        attempts integer NOT NULL,
+        state text NOT NULL,
+        delivered bigint,
+        last_error text
+    );
+    CREATE INDEX callbacks_due ON callbacks (due) WHERE state = 'pending';
+    CREATE INDEX callbacks_by_recording ON callbacks (recording_sid, created)
+    """,
 )
 
 RECORDING_COLUMNS: Final = (
@@ -71,6 +93,28 @@ RECORDING_COLUMNS: Final = (
     "container_format, codec, duration, size, track_name, offset_ms, room_sid, "
     "participant_sid, status_callback, status_callback_method, media_key, media_etag, "
     "failure_reason"
+)
+
+CALLBACK_COLUMNS: Final = (
+    "id, recording_sid, account_sid, event, url, method, params, created, due, attempts, "
+    "state, delivered, last_error"
+)
+INSERT_CALLBACK: Final = (
+    f"INSERT INTO callbacks ({CALLBACK_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+)
+# Claiming pushes `due` out by a lease and counts the attempt, in one statement: an
+# instance that dies mid-delivery leaves the event to be claimed again when it expires.
+CLAIM_CALLBACKS: Final = (
+    "UPDATE callbacks SET due = ?, attempts = attempts + 1 WHERE id IN ("
+    "SELECT id FROM callbacks WHERE state = 'pending' AND due <= ? ORDER BY due LIMIT ? {lock}"
+    f") RETURNING {CALLBACK_COLUMNS}"
+)
+FINISH_CALLBACK: Final = (
+    "UPDATE callbacks SET due = ?, state = ?, delivered = ?, last_error = ? WHERE id = ?"
+)
+LIST_CALLBACKS: Final = (
+    f"SELECT {CALLBACK_COLUMNS} FROM callbacks WHERE (? = '' OR recording_sid = ?) "
+    "ORDER BY created, id LIMIT ?"
 )
 
 # The janitor's queries, with {} where each store puts its placeholder.
@@ -198,3 +242,41 @@ def list_query(
         f"ORDER BY date_created {order}, sid {order} LIMIT {bind(limit)}"
     )
     return sql, args
+
+
+def numbered(sql: str) -> str:
+    """`?` placeholders as PostgreSQL's $1, $2, …; the SQL here has no literal `?`."""
+    parts = sql.split("?")
+    return "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], start=1)) + parts[-1]
+
+
+def callback_row(c: Callback) -> tuple[Any, ...]:
+    delivered = None if c.delivered is None else to_micros(c.delivered)
+    return (
+        c.id, c.recording_sid, c.account_sid, c.event, c.url, c.method,
+        json.dumps(c.params, sort_keys=True), to_micros(c.created), to_micros(c.due),
+        c.attempts, c.state.value, delivered, c.last_error,
+    )  # fmt: skip
+
+
+def callback_from_row(row: Sequence[Any]) -> Callback:
+    return Callback(
+        id=row[0],
+        recording_sid=row[1],
+        account_sid=row[2],
+        event=row[3],
+        url=row[4],
+        method=row[5],
+        params=json.loads(row[6]),
+        created=from_micros(row[7]),
+        due=from_micros(row[8]),
+        attempts=row[9],
+        state=Delivery(row[10]),
+        delivered=None if row[11] is None else from_micros(row[11]),
+        last_error=row[12],
+    )
+
+
+def finish_values(c: Callback) -> tuple[Any, ...]:
+    delivered = None if c.delivered is None else to_micros(c.delivered)
+    return to_micros(c.due), c.state.value, delivered, c.last_error, c.id

@@ -10,15 +10,22 @@ from pathlib import Path
 
 import aiosqlite
 
-from gateway.models import Account, ApiKey, Cursor, Recording, RecordingFilter, Status
+from gateway.models import Account, ApiKey, Callback, Cursor, Recording, RecordingFilter, Status
 from gateway.store.sql import (
+    CLAIM_CALLBACKS,
     DELETED_WITH_MEDIA,
     EXPECTED_STATE,
+    FINISH_CALLBACK,
+    INSERT_CALLBACK,
+    LIST_CALLBACKS,
     MIGRATIONS,
     MUTABLE_COLUMNS,
     PURGE_DELETED,
     RECORDING_COLUMNS,
+    callback_from_row,
+    callback_row,
     expected_values,
+    finish_values,
     from_micros,
     list_query,
     mutable_values,
@@ -34,6 +41,7 @@ class SqliteStore:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
         self._sweeping = asyncio.Lock()
+        self._writing = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
@@ -79,12 +87,14 @@ class SqliteStore:
         row = await self._one("SELECT * FROM api_keys WHERE sid = ?", (sid,))
         return None if row is None else ApiKey(row[0], row[1], row[2], from_micros(row[3]))
 
-    async def add_recording(self, recording: Recording) -> None:
+    async def add_recording(self, recording: Recording, callback: Callback | None = None) -> None:
         placeholders = ", ".join("?" * len(RECORDING_COLUMNS.split(",")))
-        await self._write(
-            f"INSERT INTO recordings ({RECORDING_COLUMNS}) VALUES ({placeholders})",
-            recording_row(recording),
-        )
+        async with self._transaction():
+            await self._db.execute(
+                f"INSERT INTO recordings ({RECORDING_COLUMNS}) VALUES ({placeholders})",
+                recording_row(recording),
+            )
+            await self._add_callback(callback)
 
     async def get_recording(self, sid: str) -> Recording | None:
         row = await self._one(f"SELECT {RECORDING_COLUMNS} FROM recordings WHERE sid = ?", (sid,))
@@ -97,21 +107,30 @@ class SqliteStore:
         async with self._db.execute(sql, args) as cursor:
             return [recording_from_row(row) for row in await cursor.fetchall()]
 
-    async def update_recording(self, recording: Recording, expected: Recording) -> bool:
+    async def update_recording(
+        self, recording: Recording, expected: Recording, callback: Callback | None = None
+    ) -> bool:
         assignments = ", ".join(f"{column} = ?" for column in MUTABLE_COLUMNS)
-        async with self._db.execute(
-            f"UPDATE recordings SET {assignments} "
-            f"WHERE sid = ? AND {EXPECTED_STATE.format('?', '?')}",
-            (*mutable_values(recording), recording.sid, *expected_values(expected)),
-        ) as cursor:
-            return cursor.rowcount == 1
+        async with self._transaction():
+            async with self._db.execute(
+                f"UPDATE recordings SET {assignments} "
+                f"WHERE sid = ? AND {EXPECTED_STATE.format('?', '?')}",
+                (*mutable_values(recording), recording.sid, *expected_values(expected)),
+            ) as cursor:
+                updated = cursor.rowcount == 1
+            if updated:
+                await self._add_callback(callback)
+        return updated
 
     async def deleted_with_media(self, limit: int) -> list[Recording]:
         async with self._db.execute(DELETED_WITH_MEDIA.format("?"), (limit,)) as cursor:
             return [recording_from_row(row) for row in await cursor.fetchall()]
 
     async def purge_deleted(self, before: datetime) -> int:
-        async with self._db.execute(PURGE_DELETED.format("?"), (to_micros(before),)) as cursor:
+        async with (
+            self._writing,
+            self._db.execute(PURGE_DELETED.format("?"), (to_micros(before),)) as cursor,
+        ):
             return cursor.rowcount
 
     @asynccontextmanager
@@ -123,22 +142,63 @@ class SqliteStore:
         async with self._sweeping:
             yield True
 
-    async def mark_deleted(self, sid: str, when: datetime) -> Recording | None:
-        # One statement, so two concurrent deletes agree on what was there before.
-        async with self._db.execute(
-            f"UPDATE recordings SET status = ?, date_updated = ? WHERE sid = ? "
-            f"RETURNING {RECORDING_COLUMNS}",
-            (Status.DELETED.value, to_micros(when), sid),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return None if row is None else recording_from_row(row)
+    async def mark_deleted(
+        self, sid: str, when: datetime, callback: Callback | None = None
+    ) -> Recording | None:
+        async with self._transaction():
+            async with self._db.execute(
+                f"UPDATE recordings SET status = ?, date_updated = ? "
+                f"WHERE sid = ? AND status <> ? RETURNING {RECORDING_COLUMNS}",
+                (Status.DELETED.value, to_micros(when), sid, Status.DELETED.value),
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is not None:
+                await self._add_callback(callback)
+        return recording_from_row(row) if row is not None else await self.get_recording(sid)
+
+    async def claim_callbacks(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[Callback]:
+        sql = CLAIM_CALLBACKS.format(lock="")  # one instance: the write lock is enough
+        async with (
+            self._transaction(),
+            self._db.execute(sql, (to_micros(lease_until), to_micros(now), limit)) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [callback_from_row(row) for row in rows]
+
+    async def finish_callback(self, callback: Callback) -> None:
+        await self._write(FINISH_CALLBACK, finish_values(callback))
+
+    async def list_callbacks(self, recording_sid: str | None, limit: int) -> list[Callback]:
+        sid = recording_sid or ""
+        async with self._db.execute(LIST_CALLBACKS, (sid, sid, limit)) as cursor:
+            return [callback_from_row(row) for row in await cursor.fetchall()]
+
+    async def _add_callback(self, callback: Callback | None) -> None:
+        if callback is not None:
+            await self._db.execute(INSERT_CALLBACK, callback_row(callback))
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        # One connection serves every coroutine: the lock keeps other writes out of
+        # this transaction, and IMMEDIATE keeps other processes out of the file.
+        async with self._writing:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
 
     async def _one(self, sql: str, args: tuple[object, ...]) -> aiosqlite.Row | None:
         async with self._db.execute(sql, args) as cursor:
             return await cursor.fetchone()
 
     async def _write(self, sql: str, args: tuple[object, ...]) -> None:
-        await self._db.execute(sql, args)
+        async with self._writing:
+            await self._db.execute(sql, args)
 
 
 async def _migrate(db: aiosqlite.Connection) -> None:

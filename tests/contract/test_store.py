@@ -13,9 +13,11 @@ from gateway.config import Settings
 from gateway.models import (
     Account,
     ApiKey,
+    Callback,
     Codec,
     Container,
     Cursor,
+    Delivery,
     MediaType,
     Recording,
     RecordingFilter,
@@ -259,6 +261,71 @@ async def test_one_sweeper_at_a_time(store_settings: Settings) -> None:
                 assert theirs is store_settings.uses_sqlite
         async with second.sweep_lock() as theirs:
             assert theirs is True
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+def a_callback(of: Recording, event: str, due: datetime = T0) -> Callback:
+    return Callback(
+        id=mint("EV"),
+        recording_sid=of.sid,
+        account_sid=of.account_sid,
+        event=event,
+        url="https://app.example.com/events",
+        method="POST",
+        params={"RecordingSid": of.sid, "StatusCallbackEvent": event},
+        created=due,
+        due=due,
+    )
+
+
+async def test_callbacks_are_stored_only_with_the_state_change_they_report(
+    store: MetadataStore, account: Account
+) -> None:
+    started = recording(account, 0, status=Status.PROCESSING)
+    await store.add_recording(started, a_callback(started, "recording-started"))
+    lost, stale = started.replace(status=Status.FAILED), started.replace(media_key="other")
+    failed = a_callback(started, "recording-failed")
+    assert not await store.update_recording(lost, stale, failed)
+    done = started.replace(status=Status.COMPLETED)
+    completed = a_callback(done, "recording-completed", T0 + timedelta(seconds=1))
+    assert await store.update_recording(done, started, completed)
+    for _ in range(2):  # deleting twice announces it once
+        deleted = a_callback(done, "recording-deleted", T0 + timedelta(seconds=2))
+        await store.mark_deleted(started.sid, T0, deleted)
+    events = [c.event for c in await store.list_callbacks(started.sid, 10)]
+    assert events == ["recording-started", "recording-completed", "recording-deleted"]
+    stored = (await store.list_callbacks(None, 10))[0]
+    assert stored == a_callback(started, "recording-started").replace(id=stored.id)
+
+
+async def test_each_due_callback_is_claimed_by_one_instance_until_its_lease_ends(
+    store_settings: Settings,
+) -> None:
+    first, second = await open_store(store_settings), await open_store(store_settings)
+    try:
+        account = Account(mint("AC"), "Claims", "token", T0)
+        await first.add_account(account)
+        rec = recording(account, 0)
+        await first.add_recording(rec)
+        due = [a_callback(rec, "recording-completed", T0 + timedelta(seconds=n)) for n in range(6)]
+        later = a_callback(rec, "recording-deleted", T0 + timedelta(hours=1))
+        for each in (*due, later):
+            await first.update_recording(rec, rec, each)
+        now, lease = T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)
+        claims = await asyncio.gather(
+            first.claim_callbacks(now, lease, 4), second.claim_callbacks(now, lease, 4)
+        )
+        claimed = [c.id for claim in claims for c in claim]
+        assert sorted(claimed) == sorted(c.id for c in due)  # each once, the later one not
+        assert all(c.attempts == 1 for claim in claims for c in claim)
+        assert await first.claim_callbacks(now, lease, 10) == []  # leased
+        delivered = claims[0][0].replace(state=Delivery.DELIVERED, delivered=now)
+        await first.finish_callback(delivered)
+        again = await second.claim_callbacks(lease, lease + timedelta(minutes=1), 10)
+        assert len(again) == 5  # the lease ran out; the delivered one stays done
+        assert all(c.attempts == 2 for c in again)
     finally:
         await first.aclose()
         await second.aclose()
