@@ -13,6 +13,7 @@ from aiohttp import web
 from gateway.api.keys import INGESTION, RECORDINGS, SENDFILE, SETTINGS, STORAGE, STORE
 from gateway.api.middlewares import admin_bearer, basic_auth, twilio_errors
 from gateway.api.routes import ROUTES
+from gateway.callbacks.delivery import DeliveryPolicy, delivering
 from gateway.config import Settings
 from gateway.ingestion import Ingestion
 from gateway.janitor import sweep, utc
@@ -62,11 +63,22 @@ def create_app(
         if storage is None:
             await app[STORAGE].aclose()
 
-    async def recordings(app: web.Application) -> AsyncIterator[None]:
-        presign = settings.media_mode == "presign"
-        app[RECORDINGS] = Recordings(app[STORE], app[STORAGE], signer, now, presign)
-        app[INGESTION] = Ingestion(app[STORE], app[STORAGE], now)
-        yield
+    async def use_cases(app: web.Application) -> AsyncIterator[None]:
+        policy = DeliveryPolicy(
+            allow=settings.callback_allow,
+            timeout=settings.callback_timeout,
+            backoff=settings.callback_backoff,
+            attempts=settings.callback_attempts,
+        )
+        async with delivering(app[STORE], policy, now) as sender:
+            presign = settings.media_mode == "presign"
+            app[RECORDINGS] = Recordings(
+                app[STORE], app[STORAGE], signer, now, presign, sender.wake
+            )
+            app[INGESTION] = Ingestion(
+                app[STORE], app[STORAGE], now, settings.callback_allow, sender.wake
+            )
+            yield
 
     async def janitor(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(_sweep_now_and_then(app[STORE], app[STORAGE], settings, now))
@@ -75,6 +87,6 @@ def create_app(
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    app.cleanup_ctx.extend([metadata_store, media_storage, recordings, janitor])
+    app.cleanup_ctx.extend([metadata_store, media_storage, use_cases, janitor])
     app.add_routes(ROUTES)
     return app

@@ -41,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="create or upgrade the database schema (serve does too)")
     commands.add_parser("purge", help="run one janitor sweep now")
 
+    callbacks = commands.add_parser("callbacks", help="status callback deliveries")
+    listing = callbacks.add_subparsers(dest="action", required=True).add_parser(
+        "list", help="deliveries, oldest first, with attempts and last error"
+    )
+    listing.add_argument("--recording", metavar="RT…")
+    listing.add_argument("--limit", type=int, default=100)
+
     account = commands.add_parser("accounts", help="manage accounts").add_subparsers(
         dest="action", required=True
     )
@@ -107,6 +114,29 @@ async def _purge(settings: Settings, args: argparse.Namespace) -> dict[str, Any]
     return await _with_recordings(settings, purge)  # type: ignore[no-any-return]
 
 
+async def _callbacks(settings: Settings, args: argparse.Namespace) -> list[dict[str, Any]]:
+    store = await open_store(settings)
+    try:
+        found = await store.list_callbacks(args.recording, args.limit)
+    finally:
+        await store.aclose()
+    return [
+        {
+            "id": c.id,
+            "recording_sid": c.recording_sid,
+            "event": c.event,
+            "url": c.url,
+            "method": c.method,
+            "state": c.state.value,
+            "attempts": c.attempts,
+            "last_error": c.last_error,
+            "created": c.created.isoformat(),
+            "delivered": c.delivered and c.delivered.isoformat(),
+        }
+        for c in found
+    ]
+
+
 async def _accounts(settings: Settings, args: argparse.Namespace) -> dict[str, str]:
     store = await open_store(settings)
     try:
@@ -147,6 +177,7 @@ async def _ingest(settings: Settings, args: argparse.Namespace) -> dict[str, Any
 _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, Any]]] = {
     "migrate": _migrate,
     "purge": _purge,
+    "callbacks": _callbacks,
     "accounts": _accounts,
     "keys": _keys,
     "ingest": _ingest,

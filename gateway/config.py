@@ -97,6 +97,13 @@ def _admin_token(value: str) -> str | None:
     return value or None
 
 
+def _hosts(value: str) -> tuple[str, ...]:
+    hosts = tuple(host.strip().lower() for host in value.split(",") if host.strip())
+    if any("/" in host or " " in host for host in hosts):
+        raise ValueError("must list hosts, not URLs: hooks.example.com,*.corp.example,10.0.0.7")
+    return hosts
+
+
 def _signing_keys(value: str) -> tuple[str, ...]:
     keys = tuple(key.strip() for key in value.split(",") if key.strip())
     if value and not keys:
@@ -170,6 +177,26 @@ SETTINGS: Final = (
         _duration,
     ),
     Setting(
+        "GATEWAY_CALLBACK_ALLOW",
+        "",
+        "Hosts status callbacks may call even when they are internal (exact names, "
+        "addresses or *.domain); unset, any host whose addresses are all public.",
+        _hosts,
+    ),
+    Setting("GATEWAY_CALLBACK_TIMEOUT", "10s", "How long a callback receiver may take.", _duration),
+    Setting(
+        "GATEWAY_CALLBACK_BACKOFF",
+        "5s",
+        "Wait before a failed callback's first retry; doubled each time, at most an hour.",
+        _duration,
+    ),
+    Setting(
+        "GATEWAY_CALLBACK_ATTEMPTS",
+        "10",
+        "Attempts at one callback before it is abandoned.",
+        _positive,
+    ),
+    Setting(
         "GATEWAY_ADMIN_TOKEN",
         "",
         "Bearer token of the recorder ingestion API under /internal/v1/; "
@@ -200,6 +227,10 @@ class Settings:
     public_url: str | None = None
     deleted_retention: float = 30 * 86400.0
     janitor_interval: float = 600.0
+    callback_allow: tuple[str, ...] = ()
+    callback_timeout: float = 10.0
+    callback_backoff: float = 5.0
+    callback_attempts: int = 10
     admin_token: str | None = None
     signing_keys: tuple[str, ...] = ()
 

@@ -17,8 +17,10 @@ from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from gateway import sids
+from gateway.callbacks.events import announce, listed
 from gateway.errors import Conflict, InvalidParameter, MediaRejected, NotFound
 from gateway.media.probe import Probe, probe
 from gateway.models import Codec, Container, MediaType, Recording, Status
@@ -50,10 +52,16 @@ class Ingestion:
     store: MetadataStore
     storage: MediaStorage
     now: Callable[[], float] = field(default=time.time)
+    # Hosts a status callback may name; empty, any (delivery still refuses internal ones).
+    callback_allow: tuple[str, ...] = ()
+    callback_written: Callable[[], None] = field(default=lambda: None)
 
     async def start(self, declared: Declaration) -> Recording:
         if await self.store.get_account(declared.account_sid) is None:
             raise InvalidParameter("account_sid", f"no account {declared.account_sid}")
+        host = urlsplit(declared.status_callback or "").hostname
+        if host is not None and self.callback_allow and not listed(host, self.callback_allow):
+            raise InvalidParameter("status_callback", f"{host} is not in GATEWAY_CALLBACK_ALLOW")
         created = datetime.fromtimestamp(self.now(), UTC)
         recording = Recording(
             sid=sids.mint("RT"),
@@ -74,7 +82,8 @@ class Ingestion:
             status_callback=declared.status_callback,
             status_callback_method=declared.status_callback_method,
         )
-        await self.store.add_recording(recording)
+        await self.store.add_recording(recording, announce(recording, created))
+        self.callback_written()
         return recording
 
     async def upload(self, sid: str, chunks: AsyncIterable[bytes]) -> Recording:
@@ -109,9 +118,11 @@ class Ingestion:
         return await self._end(before, Status.FAILED, failure_reason=reason or "failed")
 
     async def _end(self, before: Recording, status: Status, **changes: object) -> Recording:
-        after = before.replace(status=status, date_updated=self._utcnow(), **changes)
-        if not await self.store.update_recording(after, expected=before):
+        now = self._utcnow()
+        after = before.replace(status=status, date_updated=now, **changes)
+        if not await self.store.update_recording(after, before, announce(after, now)):
             raise Conflict(f"Recording {before.sid} changed meanwhile; fetch it and retry")
+        self.callback_written()
         return after
 
     async def _processing(self, sid: str) -> Recording:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Final
 
 from gateway import sids
+from gateway.callbacks.events import announce
 from gateway.errors import InvalidParameter, MediaRejected, NotFound
 from gateway.janitor import forget_media
 from gateway.media.headers import CONTENT_TYPES, content_disposition
@@ -39,6 +40,7 @@ class Recordings:
     now: Callable[[], float] = field(default=time.time)
     # Hand out the storage's own presigned URLs, which this service cannot revoke.
     presign: bool = False
+    callback_written: Callable[[], None] = field(default=lambda: None)
 
     async def list(
         self, account_sid: str, where: RecordingFilter, page_size: int, cursor: Cursor | None
@@ -72,7 +74,11 @@ class Recordings:
     async def delete(self, account_sid: str, sid: str, room_sid: str | None = None) -> None:
         recording = await self.get(account_sid, sid, room_sid)
         # Marked first: outstanding links check the status, so they die with this write.
-        deleted = await self.store.mark_deleted(recording.sid, self._utcnow())
+        now = self._utcnow()
+        announcement = announce(recording.replace(status=Status.DELETED, date_updated=now), now)
+        deleted = await self.store.mark_deleted(recording.sid, now, announcement)
+        if announcement is not None:
+            self.callback_written()
         if deleted is not None:
             await forget_media(self.store, self.storage, deleted)
 

@@ -140,6 +140,11 @@ def test_migrate_creates_the_schema_and_is_safe_to_repeat(env: dict[str, str]) -
     assert ok(env, "migrate") == {"schema_version": len(MIGRATIONS)}
 
 
+def test_callbacks_list_shows_deliveries(env: dict[str, str]) -> None:
+    assert ok(env, "callbacks", "list") == []
+    assert ok(env, "callbacks", "list", "--recording", "RT" + "0" * 32) == []
+
+
 def test_purge_runs_one_janitor_sweep(env: dict[str, str]) -> None:
     assert ok(env, "purge") == {"ran": True, "media_deleted": 0, "media_failed": 0, "purged": 0}
 
