@@ -10,22 +10,27 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import uvloop
 from aiohttp import web
+from multidict import MultiDict, MultiDictProxy
+from tqdm import tqdm
 
-from gateway import accounts, demo
+from gateway import accounts, demo, sids
+from gateway.api.params import parse_list
 from gateway.api.serialize import recording_json
 from gateway.app import create_app
 from gateway.config import Settings, signing_keys
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import ConfigError, GatewayError, InvalidParameter
 from gateway.janitor import sweep, utc
-from gateway.models import Codec, RecordingFilter
+from gateway.models import Codec, MediaType, Recording, RecordingFilter, Status
 from gateway.recordings import Recordings
 from gateway.signing import MediaLinkSigner
 from gateway.storage import open_storage
 from gateway.store import open_store
+
+PROGRESS_FROM: Final = 8 * 1024 * 1024  # bytes
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +45,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("migrate", help="create or upgrade the database schema (serve does too)")
     commands.add_parser("purge", help="run one janitor sweep now")
+
+    bulk = commands.add_parser("recordings", help="manage recordings in bulk")
+    delete = bulk.add_subparsers(dest="action", required=True).add_parser(
+        "delete",
+        help="delete every recording the filters match, as the API's DELETE does "
+        "(callbacks are sent by the running service)",
+    )
+    delete.add_argument("--account", required=True, metavar="AC…")
+    delete.add_argument("--room", metavar="RM…")
+    delete.add_argument("--participant", metavar="PA…")
+    delete.add_argument("--after", metavar="ISO-8601", help="created at or after")
+    delete.add_argument("--before", metavar="ISO-8601", help="created before")
+    delete.add_argument("--status", choices=[s.value for s in Status])
+    delete.add_argument("--media-type", choices=[t.value for t in MediaType])
+    delete.add_argument(
+        "--dry-run", action="store_true", help="print what would go, delete nothing"
+    )
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     callbacks = commands.add_parser("callbacks", help="status callback deliveries")
     listing = callbacks.add_subparsers(dest="action", required=True).add_parser(
@@ -78,11 +101,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         if args.command == "serve":
             return _serve(settings, args)
+        if args.command == "recordings":
+            return _delete_recordings(settings, args)
         result = uvloop.run(_COMMANDS[args.command](settings, args))
     except (ConfigError, GatewayError, OSError) as error:
         print(f"gateway: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(result, indent=2))
+    _print(result)
     return 0
 
 
@@ -112,6 +137,64 @@ async def _purge(settings: Settings, args: argparse.Namespace) -> dict[str, Any]
         return dataclasses.asdict(done)
 
     return await _with_recordings(settings, purge)  # type: ignore[no-any-return]
+
+
+def _delete_recordings(settings: Settings, args: argparse.Namespace) -> int:
+    # The same parsing as GET /v1/Recordings, so a filter means here what it means there.
+    query = MultiDict(
+        (name, value)
+        for name, value in (
+            ("GroupingSid", args.participant),
+            ("DateCreatedAfter", args.after),
+            ("DateCreatedBefore", args.before),
+            ("Status", args.status),
+            ("MediaType", args.media_type),
+        )
+        if value is not None
+    )
+    if args.room is not None and not sids.is_sid(args.room, "RM"):
+        raise InvalidParameter("--room", "must be an RM SID")
+    try:
+        where = parse_list(MultiDictProxy(query), args.room).where
+    except InvalidParameter as bad:
+        flag = _FLAGS.get(bad.name, bad.name)
+        raise InvalidParameter(flag, bad.message.split(": ", 1)[1]) from None
+
+    async def find(recordings: Recordings) -> tuple[Recording, ...]:
+        return await recordings.matching(args.account, where)
+
+    found = uvloop.run(_with_recordings(settings, find))
+    if args.dry_run:
+        _print({"would_delete": len(found), "recordings": [r.sid for r in found]})
+        return 0
+    if found and not args.yes:
+        if not sys.stdin.isatty():
+            raise GatewayError("not on a terminal: add --yes to delete without asking")
+        answer = input(f"Delete {len(found)} recordings of {args.account}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            _print({"deleted": 0})
+            return 0
+
+    async def delete(recordings: Recordings) -> int:
+        with tqdm(total=len(found), unit="recording", disable=not sys.stderr.isatty()) as bar:
+            for recording in found:
+                await recordings.delete(recording.account_sid, recording.sid)
+                bar.update()
+        return len(found)
+
+    _print({"deleted": uvloop.run(_with_recordings(settings, delete))})
+    return 0
+
+
+_FLAGS: Final = {
+    "GroupingSid": "--participant",
+    "DateCreatedAfter": "--after",
+    "DateCreatedBefore": "--before",
+}
+
+
+def _print(result: object) -> None:
+    print(json.dumps(result, indent=2))
 
 
 async def _callbacks(settings: Settings, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -156,6 +239,11 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> dict[str, str]:
 
 
 async def _ingest(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    size = args.file.stat().st_size if args.file.is_file() else 0
+    # A bar only for a person watching, and only when there is time to watch it.
+    quiet = not sys.stderr.isatty() or size < PROGRESS_FROM
+    bar = tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, disable=quiet)
+
     async def ingest(recordings: Recordings) -> dict[str, Any]:
         recording = await recordings.ingest(
             args.file,
@@ -166,12 +254,14 @@ async def _ingest(settings: Settings, args: argparse.Namespace) -> dict[str, Any
             track_name=args.track_name,
             offset=args.offset,
             codec=args.codec,
+            progress=bar.update,
         )
         return recording_json(_public_url(settings), recording)
 
     if not args.file.is_file():
         raise GatewayError(f"{args.file}: no such file")
-    return await _with_recordings(settings, ingest)  # type: ignore[no-any-return]
+    with bar:
+        return await _with_recordings(settings, ingest)  # type: ignore[no-any-return]
 
 
 _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, Any]]] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import hashlib
 import time
 from collections.abc import AsyncIterator, Callable
@@ -71,6 +72,17 @@ class Recordings:
             raise NotFound(f"The requested resource /Recordings/{sid} was not found")
         return recording
 
+    async def matching(self, account_sid: str, where: RecordingFilter) -> tuple[Recording, ...]:
+        """Every recording the filter matches, newest first, through all pages."""
+        found: builtins.list[Recording] = []  # `list` here is the method above
+        cursor = None
+        while True:
+            page = await self.list(account_sid, where, 1000, cursor)
+            found.extend(page.recordings)
+            if page.next_cursor is None:
+                return tuple(found)
+            cursor = page.next_cursor
+
     async def delete(self, account_sid: str, sid: str, room_sid: str | None = None) -> None:
         recording = await self.get(account_sid, sid, room_sid)
         # Marked first: outstanding links check the status, so they die with this write.
@@ -130,6 +142,7 @@ class Recordings:
         track_name: str | None = None,
         offset: int = 0,
         codec: Codec | None = None,
+        progress: Callable[[int], object] = lambda sent: None,
     ) -> Recording:
         """Probe a Matroska file, store it and record it as `completed`: all or nothing."""
         if await self.store.get_account(account_sid) is None:
@@ -149,7 +162,7 @@ class Recordings:
         sid = sids.mint("RT")
         key = f"{account_sid}/{sid}.{found.container_format}"
         digest = hashlib.sha256()
-        size = await self.storage.put(key, _read_hashing(path, digest))
+        size = await self.storage.put(key, _read_hashing(path, digest, progress))
         source_sid = source_sid or sids.mint("MT")
         created = self._utcnow()
         recording = Recording(
@@ -186,11 +199,14 @@ def _edge(recording: Recording, *, forward: bool) -> Cursor:
     return Cursor(recording.date_created, recording.sid, forward)
 
 
-async def _read_hashing(path: Path, digest: hashlib._Hash) -> AsyncIterator[bytes]:
+async def _read_hashing(
+    path: Path, digest: hashlib._Hash, progress: Callable[[int], object]
+) -> AsyncIterator[bytes]:
     file = await asyncio.to_thread(path.open, "rb")
     try:
         while chunk := await asyncio.to_thread(file.read, INGEST_CHUNK_SIZE):
             digest.update(chunk)
+            progress(len(chunk))
             yield chunk
     finally:
         await asyncio.to_thread(file.close)

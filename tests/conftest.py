@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -83,6 +84,17 @@ def backends(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
         "GATEWAY_DATABASE_URL": request.getfixturevalue("postgres_url"),
         "GATEWAY_STORAGE_URL": f"s3://{request.getfixturevalue('s3_bucket')}/media",
         "GATEWAY_S3_ENDPOINT_URL": request.getfixturevalue("s3_endpoint"),
+    }
+
+
+@pytest.fixture
+def env(backends: dict[str, str]) -> dict[str, str]:
+    """The environment a `gateway` command runs in, on the same backends."""
+    return {
+        **os.environ,
+        **backends,
+        "GATEWAY_PUBLIC_URL": "https://recordings.example.com",
+        "GATEWAY_SIGNING_KEYS": SIGNING_KEY,
     }
 
 

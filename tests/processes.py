@@ -31,6 +31,15 @@ def ok(env: dict[str, str], *args: str) -> Any:
     return json.loads(done.stdout)
 
 
+def refused(env: dict[str, str], *args: str) -> str:
+    """The one line a command printed as it refused; fails the test otherwise."""
+    done = gateway(env, *args)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1, done.stderr  # one line, no traceback
+    return done.stderr
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

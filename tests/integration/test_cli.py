@@ -15,32 +15,14 @@ from gateway.config import Settings
 from gateway.models import Codec
 from gateway.store.sql import MIGRATIONS
 from tests.backends import stored
-from tests.conftest import SIGNING_KEY, basic_auth
+from tests.conftest import basic_auth
 from tests.media import require_ffmpeg, write_mp3_in_matroska
-from tests.processes import Served, gateway, ok, serving
+from tests.processes import Served, ok, refused, serving
 from tests.schema import validate
-
-
-@pytest.fixture
-def env(backends: dict[str, str]) -> dict[str, str]:
-    return {
-        **os.environ,
-        **backends,
-        "GATEWAY_PUBLIC_URL": "https://recordings.example.com",
-        "GATEWAY_SIGNING_KEYS": SIGNING_KEY,
-    }
 
 
 def nothing_stored(env: dict[str, str]) -> bool:
     return stored(Settings.from_env(env)) == []
-
-
-def refused(env: dict[str, str], *args: str) -> str:
-    done = gateway(env, *args)
-    assert done.returncode == 2
-    assert done.stdout == ""
-    assert done.stderr.count("\n") == 1, done.stderr  # one line, no traceback
-    return done.stderr
 
 
 @pytest.fixture
