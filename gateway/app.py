@@ -16,7 +16,7 @@ from gateway.api.routes import ROUTES
 from gateway.callbacks.delivery import DeliveryPolicy, delivering
 from gateway.config import Settings
 from gateway.ingestion import Ingestion
-from gateway.janitor import sweep, utc
+from gateway.janitor import remove_leftovers, sweep, utc
 from gateway.recordings import Recordings
 from gateway.signing import MediaLinkSigner
 from gateway.storage import MediaStorage, open_storage
@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 async def _sweep_now_and_then(
     store: MetadataStore, storage: MediaStorage, settings: Settings, now: Callable[[], float]
 ) -> None:
+    try:
+        await remove_leftovers(store, storage, utc(now()))
+    except Exception:
+        log.exception("looking for leftover media failed; the next start will try again")
     while True:
         await asyncio.sleep(settings.janitor_interval)
         try:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
+from gateway import sids
 from gateway.models import Recording
 from gateway.storage import MediaStorage
 from gateway.store import MetadataStore
@@ -14,6 +15,8 @@ from gateway.store import MetadataStore
 log = logging.getLogger(__name__)
 
 BATCH: Final = 500
+# An object younger than this may be an upload whose recording is being written now.
+LEFTOVER_AGE: Final = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,37 @@ async def sweep(
     if done or failed or purged:
         log.info("janitor: %d media deleted, %d failed, %d purged", done, failed, purged)
     return Sweep(True, done, failed, purged)
+
+
+async def remove_leftovers(store: MetadataStore, storage: MediaStorage, now: datetime) -> int:
+    """Delete stored objects no recording points at (left by a crash between storing
+    media and recording it, or by a half-written upload): how many went.
+
+    Media keys are `{account}/{recording}…`, so each object names the one recording
+    that may claim it; anything else in the storage is not the gateway's business.
+    """
+    removed = 0
+    async with store.sweep_lock() as mine:
+        if not mine:
+            return 0
+        async for key, modified in storage.stored():
+            if modified > now - LEFTOVER_AGE or await _is_claimed(store, key):
+                continue
+            log.warning("removing leftover media %s, written %s", key, modified.isoformat())
+            await storage.delete(key)
+            removed += 1
+    return removed
+
+
+async def _is_claimed(store: MetadataStore, key: str) -> bool:
+    parts = key.split("/")
+    if len(parts) < 2 or not sids.is_sid(parts[0], "AC"):
+        return True  # not a key of ours
+    sid = parts[1].lstrip(".")[:34]  # a half-written file starts with a dot
+    if not sids.is_sid(sid, "RT"):
+        return True
+    recording = await store.get_recording(sid)
+    return recording is not None and recording.media_key == key
 
 
 def utc(timestamp: float) -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
+from datetime import datetime
 from typing import IO, Protocol, runtime_checkable
 
 from gateway.config import Settings
@@ -41,6 +42,10 @@ class MediaStorage(Protocol):
 
     async def delete(self, key: str) -> None:
         """Deleting what is not there succeeds."""
+        ...
+
+    def stored(self) -> AsyncIterator[tuple[str, datetime]]:
+        """Every object, finished or left half-written, with when it was last written."""
         ...
 
     async def presign(

@@ -7,6 +7,7 @@ import os
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import IO, Final
 
@@ -87,6 +88,17 @@ class LocalStorage:
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+
+    async def stored(self) -> AsyncIterator[tuple[str, datetime]]:
+        for key, modified in await asyncio.to_thread(self._walk):
+            yield key, datetime.fromtimestamp(modified, UTC)
+
+    def _walk(self) -> list[tuple[str, float]]:
+        return [
+            (path.relative_to(self._root).as_posix(), path.stat().st_mtime)
+            for path in self._root.rglob("*")
+            if path.is_file()
+        ]
 
     async def presign(
         self, key: str, ttl: int, content_type: str, content_disposition: str

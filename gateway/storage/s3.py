@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -51,6 +52,7 @@ class S3Storage:
         self._bucket = bucket
         self._prefix = prefix
         self._exits = exits
+        self._lister: Any = None
 
     @classmethod
     async def create(cls, settings: Settings) -> S3Storage:
@@ -143,6 +145,16 @@ class S3Storage:
     async def delete(self, key: str) -> None:
         with _answered(key):
             await self._client.delete_object(Bucket=self._bucket, Key=self._key(key))
+
+    async def stored(self) -> AsyncIterator[tuple[str, datetime]]:
+        if self._lister is None:
+            # Loading the paginator reads its model from disk: not on the event loop.
+            self._lister = await asyncio.to_thread(self._client.get_paginator, "list_objects_v2")
+        pages = self._lister.paginate(Bucket=self._bucket, Prefix=self._prefix)
+        with _answered(self._prefix or "/"):
+            async for page in pages:
+                for item in page.get("Contents", []):
+                    yield item["Key"].removeprefix(self._prefix), item["LastModified"]
 
     async def presign(
         self, key: str, ttl: int, content_type: str, content_disposition: str

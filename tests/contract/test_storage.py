@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,12 @@ async def test_keys_cannot_leave_the_storage(
         pytest.skip("S3 keys are opaque strings; there is no folder to leave")
     with pytest.raises(ValueError, match="leaves"):
         await storage.put(key, chunks_of(b"x"))
+
+
+async def test_stored_lists_every_object_with_when_it_was_written(storage: MediaStorage) -> None:
+    before = datetime.now(UTC) - timedelta(minutes=5)
+    for key in ("AC1/RT1.mka", "AC1/RT2/upload.mkv"):
+        await storage.put(key, chunks_of(b"data"))
+    listed = {key: when async for key, when in storage.stored()}
+    assert set(listed) == {"AC1/RT1.mka", "AC1/RT2/upload.mkv"}
+    assert all(before < when < before + timedelta(minutes=10) for when in listed.values())

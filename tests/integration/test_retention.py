@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncIterable, AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,8 +16,9 @@ from aiohttp.test_utils import TestServer
 from gateway.api.keys import RECORDINGS, STORAGE, STORE
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.janitor import sweep, utc
+from gateway.janitor import LEFTOVER_AGE, remove_leftovers, sweep, utc
 from gateway.models import Account, Codec, Recording
+from gateway.sids import mint
 from gateway.storage import MediaReader, MediaStorage, open_storage
 from tests.backends import stored
 from tests.conftest import Clock
@@ -113,3 +116,29 @@ async def test_media_deletion_that_failed_is_retried_by_the_janitor(
     done = await sweep(app[STORE], app[STORAGE], settings.deleted_retention, utc(0))
     assert (done.ran, done.media_deleted, done.media_failed) == (True, 1, 0)
     assert await asyncio.to_thread(stored, settings) == []
+
+
+async def test_leftover_media_no_recording_claims_is_removed_at_start_up(
+    app: web.Application,
+    account: Account,
+    ingested: dict[Codec, Recording],
+    settings: Settings,
+) -> None:
+    storage, store = app[STORAGE], app[STORE]
+    kept = ingested[Codec.OPUS]
+    orphans = [
+        f"{account.sid}/{mint('RT')}.mka",  # stored, then the process died before recording it
+        f"{account.sid}/{kept.sid}/0123abcd.mka",  # an upload its recording moved past
+        f"{account.sid}/.{mint('RT')}.mka.0a1b.partial",  # a write cut off half way
+    ]
+    for key in [*orphans, "somebody-else/notes.txt"]:
+        await storage.put(key, _bytes(b"media"))
+    assert await remove_leftovers(store, storage, utc(time.time())) == 0  # all too recent
+    later = utc(time.time()) + LEFTOVER_AGE + timedelta(minutes=1)
+    assert await remove_leftovers(store, storage, later) == len(orphans)
+    left = {key async for key, _ in storage.stored()}
+    assert left == {r.media_key for r in ingested.values()} | {"somebody-else/notes.txt"}
+
+
+async def _bytes(data: bytes) -> AsyncIterator[bytes]:
+    yield data
