@@ -23,6 +23,7 @@ from gateway.api.serialize import recording_json
 from gateway.app import create_app
 from gateway.config import Settings, signing_keys
 from gateway.errors import ConfigError, GatewayError, InvalidParameter
+from gateway.ingestion import Ingestion
 from gateway.janitor import sweep, utc
 from gateway.models import Codec, MediaType, Recording, RecordingFilter, Status
 from gateway.recordings import Recordings
@@ -245,7 +246,9 @@ async def _ingest(settings: Settings, args: argparse.Namespace) -> dict[str, Any
     bar = tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, disable=quiet)
 
     async def ingest(recordings: Recordings) -> dict[str, Any]:
-        recording = await recordings.ingest(
+        # The recorders' own steps, so a file handed in here is checked the same way.
+        ingestion = Ingestion(recordings.store, recordings.storage)
+        recording = await ingestion.ingest(
             args.file,
             args.account,
             room_sid=args.room,

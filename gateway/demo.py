@@ -15,6 +15,7 @@ from typing import cast
 import av
 
 from gateway.accounts import create_account
+from gateway.ingestion import Ingestion
 from gateway.models import Recording
 from gateway.recordings import Recordings
 from gateway.sids import mint
@@ -73,7 +74,7 @@ async def seed(recordings: Recordings, credentials: Path) -> tuple[str, str, lis
             path = Path(folder) / name
             await asyncio.to_thread(write, path, seconds)
             made.append(
-                await recordings.ingest(
+                await Ingestion(recordings.store, recordings.storage).ingest(
                     path,
                     account.sid,
                     room_sid=room,

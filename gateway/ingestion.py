@@ -13,10 +13,11 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit
 
 from gateway import sids
@@ -28,6 +29,8 @@ from gateway.storage import MediaStorage
 from gateway.store import MetadataStore
 
 log = logging.getLogger(__name__)
+
+READ_CHUNK_SIZE: Final = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,47 @@ class Ingestion:
         await self.store.add_recording(recording, announce(recording, created))
         self.callback_written()
         return recording
+
+    async def ingest(
+        self,
+        path: Path,
+        account_sid: str,
+        *,
+        room_sid: str | None = None,
+        participant_sid: str | None = None,
+        source_sid: str | None = None,
+        track_name: str | None = None,
+        offset: int = 0,
+        codec: Codec | None = None,
+        progress: Callable[[int], object] = lambda sent: None,
+    ) -> Recording:
+        """A finished Matroska file, handed in as a recorder would hand it in; probed
+        first, so a file that is not a recording is refused with nothing stored."""
+        for name, value, prefix in (
+            ("room", room_sid, "RM"),
+            ("participant", participant_sid, "PA"),
+            ("source-sid", source_sid, "MT"),
+        ):
+            if value is not None and not sids.is_sid(value, prefix):
+                raise InvalidParameter(name, f"must be a {prefix} SID")
+        found = await asyncio.to_thread(probe, path)
+        if codec is not None and codec is not found.codec:
+            said = f"declared codec {codec} but the file holds {found.codec}"
+            raise MediaRejected(f"{path.name}: {said}")
+        declared = Declaration(
+            account_sid, found.type, found.codec, found.container_format,
+            source_sid or sids.mint("MT"), room_sid, participant_sid, track_name, offset,
+        )  # fmt: skip
+        started = await self.start(declared)
+        digest = hashlib.sha256()
+        try:
+            uploaded = await self.upload(started.sid, _read_hashing(path, digest, progress))
+        except BaseException as exc:
+            await asyncio.shield(self.fail(started.sid, f"upload failed: {exc!r}"))
+            raise
+        # Probed already, from the very bytes just stored: no need to read them back.
+        etag = f'"{digest.hexdigest()[:32]}"'
+        return await self._end(uploaded, Status.COMPLETED, duration=found.duration, media_etag=etag)
 
     async def upload(self, sid: str, chunks: AsyncIterable[bytes]) -> Recording:
         """Store the media; a second upload replaces the first until the recording ends."""
@@ -175,3 +219,16 @@ def _check(declared: Recording, found: Probe) -> None:
     ):
         if said != is_:
             raise MediaRejected(f"declared {name} {said} but the media holds {is_}")
+
+
+async def _read_hashing(
+    path: Path, digest: hashlib._Hash, progress: Callable[[int], object]
+) -> AsyncIterator[bytes]:
+    file = await asyncio.to_thread(path.open, "rb")
+    try:
+        while chunk := await asyncio.to_thread(file.read, READ_CHUNK_SIZE):
+            digest.update(chunk)
+            progress(len(chunk))
+            yield chunk
+    finally:
+        await asyncio.to_thread(file.close)

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import builtins
-import hashlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Final
 
 from gateway import sids
 from gateway.callbacks.events import announce
-from gateway.errors import InvalidParameter, MediaRejected, NotFound
+from gateway.errors import NotFound
 from gateway.janitor import forget_media
 from gateway.media.headers import CONTENT_TYPES, content_disposition
-from gateway.media.probe import probe
-from gateway.models import Codec, Cursor, Recording, RecordingFilter, RecordingPage, Status
+from gateway.models import Cursor, Recording, RecordingFilter, RecordingPage, Status
 from gateway.signing import MediaGrant, MediaLinkSigner
 from gateway.storage import MediaStorage
 from gateway.store import MetadataStore
@@ -131,82 +127,9 @@ class Recordings:
             raise NotFound(f"Recording {recording.sid} is {recording.status}; its media is gone")
         return grant, recording
 
-    async def ingest(
-        self,
-        path: Path,
-        account_sid: str,
-        *,
-        room_sid: str | None = None,
-        participant_sid: str | None = None,
-        source_sid: str | None = None,
-        track_name: str | None = None,
-        offset: int = 0,
-        codec: Codec | None = None,
-        progress: Callable[[int], object] = lambda sent: None,
-    ) -> Recording:
-        """Probe a Matroska file, store it and record it as `completed`: all or nothing."""
-        if await self.store.get_account(account_sid) is None:
-            raise NotFound(f"No account {account_sid}")
-        for name, value, prefix in (
-            ("room", room_sid, "RM"),
-            ("participant", participant_sid, "PA"),
-            ("source-sid", source_sid, "MT"),
-        ):
-            if value is not None and not sids.is_sid(value, prefix):
-                raise InvalidParameter(name, f"must be a {prefix} SID")
-        found = await asyncio.to_thread(probe, path)
-        if codec is not None and codec is not found.codec:
-            raise MediaRejected(
-                f"{path.name}: declared codec {codec} but the file holds {found.codec}"
-            )
-        sid = sids.mint("RT")
-        key = f"{account_sid}/{sid}.{found.container_format}"
-        digest = hashlib.sha256()
-        size = await self.storage.put(key, _read_hashing(path, digest, progress))
-        source_sid = source_sid or sids.mint("MT")
-        created = self._utcnow()
-        recording = Recording(
-            sid=sid,
-            account_sid=account_sid,
-            status=Status.COMPLETED,
-            date_created=created,
-            date_updated=created,
-            source_sid=source_sid,
-            type=found.type,
-            container_format=found.container_format,
-            codec=found.codec,
-            duration=found.duration,
-            size=size,
-            track_name=track_name or source_sid,
-            offset=offset,
-            room_sid=room_sid,
-            participant_sid=participant_sid,
-            media_key=key,
-            media_etag=f'"{digest.hexdigest()[:32]}"',
-        )
-        try:
-            await self.store.add_recording(recording)
-        except BaseException:
-            await self.storage.delete(key)
-            raise
-        return recording
-
     def _utcnow(self) -> datetime:
         return datetime.fromtimestamp(self.now(), UTC)
 
 
 def _edge(recording: Recording, *, forward: bool) -> Cursor:
     return Cursor(recording.date_created, recording.sid, forward)
-
-
-async def _read_hashing(
-    path: Path, digest: hashlib._Hash, progress: Callable[[int], object]
-) -> AsyncIterator[bytes]:
-    file = await asyncio.to_thread(path.open, "rb")
-    try:
-        while chunk := await asyncio.to_thread(file.read, INGEST_CHUNK_SIZE):
-            digest.update(chunk)
-            progress(len(chunk))
-            yield chunk
-    finally:
-        await asyncio.to_thread(file.close)

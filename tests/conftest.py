@@ -16,9 +16,10 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from gateway.accounts import create_account
-from gateway.api.keys import RECORDINGS, STORE
+from gateway.api.keys import INGESTION, RECORDINGS, STORE
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.ingestion import Ingestion
 from gateway.models import Account, Codec, Recording
 from gateway.recordings import Recordings
 from gateway.sids import mint
@@ -127,6 +128,11 @@ def recordings(app: web.Application, server: TestServer) -> Recordings:
 
 
 @pytest.fixture
+def ingestion(app: web.Application, server: TestServer) -> Ingestion:
+    return app[INGESTION]
+
+
+@pytest.fixture
 async def account(app: web.Application, server: TestServer) -> Account:
     return await create_account(app[STORE], "Tests")
 
@@ -161,11 +167,11 @@ async def twilio(account: Account, base_url: str) -> AsyncIterator[Client]:
 
 @pytest.fixture
 async def ingested(
-    recordings: Recordings, account: Account, media_files: dict[Codec, Path]
+    ingestion: Ingestion, account: Account, media_files: dict[Codec, Path]
 ) -> dict[Codec, Recording]:
     """One completed recording per codec, all in one room."""
     room = mint("RM")
     return {
-        codec: await recordings.ingest(path, account.sid, room_sid=room, participant_sid=mint("PA"))
+        codec: await ingestion.ingest(path, account.sid, room_sid=room, participant_sid=mint("PA"))
         for codec, path in media_files.items()
     }

@@ -100,6 +100,11 @@ class CallbackSender:
     async def _attempt(self, callback: Callback) -> None:
         try:
             error = await self._send(callback)
+        except asyncio.CancelledError:
+            # Shutting down mid-attempt: hand the event back now rather than leave it
+            # leased, so another instance (or this one, restarted) sends it at once.
+            await asyncio.shield(self._store.finish_callback(callback.replace(due=self._utcnow())))
+            raise
         except _Refused as refused:
             error, final = str(refused), True
         else:

@@ -178,8 +178,9 @@ async def test_receiver_down_then_back_gets_every_event_once(
 
 
 async def _all_attempted(app: web.Application, attempts: int) -> bool:
+    """Every callback tried and failed `attempts` times, its last error noted."""
     found = await app[STORE].list_callbacks(None, 100)
-    return bool(found) and all(c.attempts >= attempts for c in found)
+    return bool(found) and all(c.attempts >= attempts and c.last_error for c in found)
 
 
 async def test_undelivered_events_survive_a_restart(

@@ -16,8 +16,8 @@ from yarl import URL
 from gateway.api.keys import STORE
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.ingestion import Ingestion
 from gateway.models import Account, Codec, Recording, Status
-from gateway.recordings import Recordings
 from gateway.sids import mint
 from tests.conftest import SIGNING_KEY, Clock
 from tests.media import write_noisy_video
@@ -330,7 +330,7 @@ async def test_deleting_the_recording_revokes_an_outstanding_link(
 async def test_client_leaving_mid_download_is_not_an_error_and_service_goes_on(
     caplog: pytest.LogCaptureFixture,
     anonymous: ClientSession,
-    recordings: Recordings,
+    ingestion: Ingestion,
     account: Account,
     http: ClientSession,
     base_url: str,
@@ -338,7 +338,7 @@ async def test_client_leaving_mid_download_is_not_an_error_and_service_goes_on(
 ) -> None:
     path = tmp_path / "large.mkv"
     await asyncio.to_thread(write_noisy_video, path, 8.0)
-    large = await recordings.ingest(path, account.sid)
+    large = await ingestion.ingest(path, account.sid)
     link = await media_link(http, base_url, large)
     url = URL(link)
     reader, writer = await asyncio.open_connection(url.host, url.port)

@@ -9,8 +9,8 @@ import av
 import pytest
 from aiohttp import ClientSession, web
 
+from gateway.ingestion import Ingestion
 from gateway.models import Account, Recording
-from gateway.recordings import Recordings
 from tests.media import write_noisy_video
 
 
@@ -40,14 +40,14 @@ def first_frame_time_after_seek(url: str, seconds: float) -> float:
 async def test_pyav_opens_a_signed_link_and_seeks(
     ranges_served: list[str],  # first: it must hook the app before the server starts
     tmp_path: Path,
-    recordings: Recordings,
+    ingestion: Ingestion,
     account: Account,
     http: ClientSession,
     base_url: str,
 ) -> None:
     path = tmp_path / "long.mkv"
     await asyncio.to_thread(write_noisy_video, path, 12.0)
-    recording: Recording = await recordings.ingest(path, account.sid)
+    recording: Recording = await ingestion.ingest(path, account.sid)
     url = f"{base_url}/v1/Recordings/{recording.sid}/Media"
     async with http.get(url, params={"ContentDisposition": "inline"}, allow_redirects=False) as r:
         link = (await r.json())["redirect_to"]

@@ -12,8 +12,8 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from gateway.config import Settings
+from gateway.ingestion import Ingestion
 from gateway.models import Account, Codec, Recording, Status
-from gateway.recordings import Recordings
 from gateway.sids import mint
 from tests.schema import validate, validate_error
 
@@ -105,17 +105,17 @@ async def test_api_key_authenticates_as_its_account(
 
 @pytest.fixture
 async def many(
-    recordings: Recordings, account: Account, media_files: dict[Codec, Path]
+    ingestion: Ingestion, account: Account, media_files: dict[Codec, Path]
 ) -> list[Recording]:
     """Seven recordings in two rooms, an hour apart, newest last."""
     room_a, room_b, alice, bob = mint("RM"), mint("RM"), mint("PA"), mint("PA")
     made = []
     start = datetime(2026, 1, 1, tzinfo=UTC)
     for index in range(7):
-        recordings.now = lambda index=index: (start + timedelta(hours=index)).timestamp()
+        ingestion.now = lambda index=index: (start + timedelta(hours=index)).timestamp()
         codec = Codec.OPUS if index % 2 == 0 else Codec.VP8
         made.append(
-            await recordings.ingest(
+            await ingestion.ingest(
                 media_files[codec],
                 account.sid,
                 room_sid=room_a if index < 4 else room_b,

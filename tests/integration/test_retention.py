@@ -13,7 +13,7 @@ import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
-from gateway.api.keys import RECORDINGS, STORAGE, STORE
+from gateway.api.keys import INGESTION, STORAGE, STORE
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.janitor import LEFTOVER_AGE, remove_leftovers, sweep, utc
@@ -107,7 +107,7 @@ async def test_media_deletion_that_failed_is_retried_by_the_janitor(
     media_files: dict[Codec, Path],
 ) -> None:
     app = flaky_server.app
-    recording = await app[RECORDINGS].ingest(media_files[Codec.OPUS], account.sid)
+    recording = await app[INGESTION].ingest(media_files[Codec.OPUS], account.sid)
     async with http.delete(flaky_server.make_url(f"/v1/Recordings/{recording.sid}")) as r:
         assert r.status == 204  # the recording is deleted, whatever storage said
     assert len(await asyncio.to_thread(stored, settings)) == 1

@@ -15,7 +15,7 @@ from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
-from gateway.api.keys import RECORDINGS
+from gateway.api.keys import INGESTION
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.models import Account, Recording
@@ -47,7 +47,7 @@ def large_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 async def large(app: web.Application, account: Account, large_video: Path) -> Recording:
-    return await app[RECORDINGS].ingest(large_video, account.sid)
+    return await app[INGESTION].ingest(large_video, account.sid)
 
 
 @pytest.fixture
