@@ -85,8 +85,11 @@ class CallbackSender:
                     pass
             except Exception:
                 log.exception("callback delivery round failed; trying again shortly")
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that lands as the wait ends, and shutdown would hang on us.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                async with asyncio.timeout(POLL_SECONDS):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def deliver_due(self) -> int:

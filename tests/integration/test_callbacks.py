@@ -169,12 +169,17 @@ async def test_receiver_down_then_back_gets_every_event_once(
     await eventually(lambda: _all_attempted(app, 2))
     receiver.refusals_left = 4  # then it answers 500 for a while
     async with TestServer(receiver.app(), host="127.0.0.1", port=receiver_port):
-        await eventually(lambda: all(len(receiver.events(sid)) == 2 for sid in sids))
-        await asyncio.sleep(0.5)  # time enough for any duplicate to arrive
+        await eventually(lambda: _all_delivered(app, 6))  # nothing more will be sent
     counts = Counter((p["RecordingSid"], p["StatusCallbackEvent"]) for p in receiver.accepted)
     assert set(counts.values()) == {1}
-    assert len(counts) == 6
+    events = ("recording-started", "recording-completed")
+    assert set(counts) == {(sid, event) for sid in sids for event in events}
     assert receiver.badly_signed == 0
+
+
+async def _all_delivered(app: web.Application, expected: int) -> bool:
+    found = await app[STORE].list_callbacks(None, 100)
+    return len(found) == expected and all(c.state is Delivery.DELIVERED for c in found)
 
 
 async def _all_attempted(app: web.Application, attempts: int) -> bool:
