@@ -1,4 +1,4 @@
-"""The recordings use-cases: list, fetch, delete, media links and ingest."""
+"""The recordings use-cases: list, fetch, delete and media links."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final
 
 from gateway import sids
 from gateway.callbacks.events import announce
@@ -18,8 +17,6 @@ from gateway.models import Cursor, Recording, RecordingFilter, RecordingPage, St
 from gateway.signing import MediaGrant, MediaLinkSigner
 from gateway.storage import MediaStorage
 from gateway.store import MetadataStore
-
-INGEST_CHUNK_SIZE: Final = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,3 +118,9 @@ async def test_each_deletion_announces_itself_as_the_api_would(
         await storage.aclose()
         await store.aclose()
     assert events == ["recording-started", "recording-deleted"]
+    # Queued for the running service to deliver, and visible to the operator meanwhile.
+    listed = ok(env, "callbacks", "list", "--recording", started.sid)
+    assert [(c["event"], c["state"], c["attempts"]) for c in listed] == [
+        ("recording-started", "pending", 0),
+        ("recording-deleted", "pending", 0),
+    ]

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterable, AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -79,6 +79,9 @@ class FailsToDeleteOnce:
 
     async def size_of(self, key: str) -> int:
         return await self.storage.size_of(key)
+
+    def stored(self) -> AsyncIterator[tuple[str, datetime]]:
+        return self.storage.stored()
 
     async def presign(
         self, key: str, ttl: int, content_type: str, content_disposition: str
