@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Final
 
 import aiosqlite
 
@@ -34,6 +37,8 @@ from gateway.store.sql import (
     to_micros,
 )
 
+WAL_ATTEMPTS: Final = 20
+
 
 class SqliteStore:
     schema_version: int = len(MIGRATIONS)
@@ -50,9 +55,9 @@ class SqliteStore:
         # Autocommit: each statement is its own transaction unless we BEGIN one.
         db = await aiosqlite.connect(path, isolation_level=None)
         try:
-            await db.execute("PRAGMA journal_mode = WAL")
-            await db.execute("PRAGMA foreign_keys = ON")
             await db.execute("PRAGMA busy_timeout = 5000")
+            await _use_wal(db)
+            await db.execute("PRAGMA foreign_keys = ON")
             await _migrate(db)
         except BaseException:
             await db.close()
@@ -199,6 +204,20 @@ class SqliteStore:
     async def _write(self, sql: str, args: tuple[object, ...]) -> None:
         async with self._writing:
             await self._db.execute(sql, args)
+
+
+async def _use_wal(db: aiosqlite.Connection) -> None:
+    # Processes opening a new database at once can each hold a read lock while asking
+    # for the write lock the switch needs; SQLite then answers one "locked" at once
+    # instead of waiting on busy_timeout, so that one tries again.
+    for attempt in itertools.count(1):
+        try:
+            await db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == WAL_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.01 * attempt)
 
 
 async def _migrate(db: aiosqlite.Connection) -> None:
