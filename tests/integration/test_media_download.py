@@ -254,11 +254,14 @@ async def test_expired_link_is_403_saying_it_expired(
     http: ClientSession, anonymous: ClientSession, base_url: str, audio: Recording, clock: Clock
 ) -> None:
     link = await media_link(http, base_url, audio, Ttl="60")
-    clock.advance(59)
+    clock.advance(50)
     async with anonymous.get(link) as response:
         assert response.status == 200
-        assert response.headers["Cache-Control"] == "private, max-age=1"
-    clock.advance(10)
+        # No cache may keep the bytes past the link's last seconds (real ones pass too).
+        directive, max_age = response.headers["Cache-Control"].split("=")
+        assert directive == "private, max-age"
+        assert 0 < int(max_age) <= 10
+    clock.advance(20)
     async with anonymous.get(link) as response:
         assert response.status == 403
         body = await response.json()
