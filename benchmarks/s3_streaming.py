@@ -4,9 +4,10 @@
 
 Starts moto's S3 server and `gateway serve` (uvloop, SQLite metadata, S3 media) as
 processes on loopback, then measures:
-1. one client reading a large object as fast as it can, through the gateway and
-   straight from S3 with aiobotocore, alternately; the throughput ratio and how much
-   the gateway's RSS grew;
+1. one client reading a large object as fast as it can, in turn through the gateway,
+   straight from S3 with a warm aiobotocore client and, when nginx is installed,
+   through nginx proxying to S3 (a reference hop written in C); the throughput
+   ratios, the gateway's CPU time per GiB and how much its RSS grew;
 2. many clients each reading a different object at a throttled pace; the gateway's
    peak RSS.
 """
@@ -17,6 +18,8 @@ import argparse
 import asyncio
 import os
 import secrets
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -57,16 +60,21 @@ def moto_server() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(100):
-            try:
-                with __import__("socket").create_connection(("127.0.0.1", port), 0.1):
-                    break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_port(port)
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
         process.wait()
+
+
+def wait_for_port(port: int) -> None:
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port}")
 
 
 class PeakRss:
@@ -92,6 +100,25 @@ class PeakRss:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class CpuTime:
+    """User and system CPU seconds a process spends inside the block."""
+
+    def __init__(self, pid: int) -> None:
+        self._process = psutil.Process(pid)
+        self.seconds = 0.0
+
+    def _now(self) -> float:
+        times = self._process.cpu_times()
+        return float(times.user + times.system)
+
+    def __enter__(self) -> CpuTime:
+        self._started = self._now()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.seconds = self._now() - self._started
 
 
 async def random_chunks(size: int) -> AsyncIterator[bytes]:
@@ -155,10 +182,13 @@ async def read_through_gateway(link: str, pace: float | None = None) -> int:
 
 
 async def read_directly(settings: Settings, key: str) -> tuple[int, float]:
-    """Bytes read and seconds taken, not counting the client's creation."""
+    """Bytes read and seconds taken by a warm client, as an application's would be."""
     bucket = settings.storage_url.removeprefix("s3://")
     session = get_session()
     async with session.create_client("s3", endpoint_url=settings.s3_endpoint_url) as client:
+        # A client's first request costs some 20 ms of setup the gateway's long-lived
+        # client paid long ago; paid here too before the clock starts.
+        await client.head_object(Bucket=bucket, Key=key)
         started = time.perf_counter()
         answer = await client.get_object(Bucket=bucket, Key=key)
         total = 0
@@ -167,16 +197,64 @@ async def read_directly(settings: Settings, key: str) -> tuple[int, float]:
         return total, time.perf_counter() - started
 
 
-async def timed_through_gateway(link: str) -> tuple[int, float]:
+async def timed_get(url: str) -> tuple[int, float]:
     started = time.perf_counter()
-    size = await read_through_gateway(link)
+    size = await read_through_gateway(url)
     return size, time.perf_counter() - started
+
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    proxy_temp_path {folder}/temp;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass {upstream};
+            proxy_http_version 1.1;
+            proxy_buffer_size 256k;
+            proxy_buffers 8 256k;
+            proxy_busy_buffers_size 512k;
+            proxy_max_temp_file_size 0;
+        }}
+    }}
+}}
+"""
+
+
+@contextmanager
+def nginx_in_front_of(upstream: str) -> Iterator[str | None]:
+    """nginx proxying to `upstream`, or None where nginx is not installed."""
+    nginx = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/local/sbin")
+    if nginx is None:
+        yield None
+        return
+    port = free_port()
+    with tempfile.TemporaryDirectory() as folder:
+        conf = Path(folder) / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(folder=folder, port=port, upstream=upstream))
+        process = subprocess.Popen(
+            [nginx, "-p", folder, "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(port)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            process.wait()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--client-mib", type=int, default=64)
     parser.add_argument("--pace-mib", type=float, default=4.0, help="each slow client's MiB/s")
@@ -204,26 +282,39 @@ def main() -> None:
         sizes = [args.size_mib * MIB] + [args.client_mib * MIB] * args.clients
         print(f"storing {len(sizes)} objects in the S3 server ...", flush=True)
         _, _, made = asyncio.run(seed(settings, sizes))
-        with serving(env) as gateway:
+        with serving(env) as gateway, nginx_in_front_of(endpoint) as nginx:
             base, gateway_pid = gateway.base_url, gateway.pid
             all_links = asyncio.run(links(settings, base, made))
             big, big_link = made[0], all_links[0]
 
-            through, direct, growth = [], [], []
+            speeds: dict[str, list[float]] = {"direct": [], "gateway": [], "nginx": []}
+            growth, cpu = [], []
             for _ in range(args.rounds):
-                with PeakRss(gateway_pid) as rss:
-                    size, seconds = asyncio.run(timed_through_gateway(big_link))
+                with PeakRss(gateway_pid) as rss, CpuTime(gateway_pid) as used:
+                    size, seconds = asyncio.run(timed_get(big_link))
                 assert size == big.size
-                through.append(size / seconds / MIB)
+                speeds["gateway"].append(size / seconds / MIB)
                 growth.append((rss.peak - rss.baseline) / MIB)
+                cpu.append(used.seconds / (size / 1024 / MIB))
+                if nginx:
+                    size, seconds = asyncio.run(timed_get(f"{nginx}/{bucket}/{big.media_key}"))
+                    assert size == big.size
+                    speeds["nginx"].append(size / seconds / MIB)
                 size, seconds = asyncio.run(read_directly(settings, big.media_key or ""))
-                direct.append(size / seconds / MIB)
-            ratio = statistics.median(through) / statistics.median(direct)
-            print(f"\n{args.size_mib} MiB object, one client reading as fast as it can:")
-            rounds = f"(median of {args.rounds})"
-            print(f"  aiobotocore directly : {statistics.median(direct):7.1f} MiB/s {rounds}")
-            print(f"  through the gateway  : {statistics.median(through):7.1f} MiB/s")
-            print(f"  ratio                : {ratio:.2f}")
+                speeds["direct"].append(size / seconds / MIB)
+            median = {name: statistics.median(runs) for name, runs in speeds.items() if runs}
+            print(f"\n{args.size_mib} MiB object, one client reading as fast as it can "
+                  f"(medians of {args.rounds} rounds):")  # fmt: skip
+            print(f"  aiobotocore directly : {median['direct']:7.1f} MiB/s")
+            print(f"  through the gateway  : {median['gateway']:7.1f} MiB/s"
+                  f"  {median['gateway'] / median['direct']:.2f} of direct")  # fmt: skip
+            if nginx:
+                print(f"  through nginx        : {median['nginx']:7.1f} MiB/s"
+                      f"  {median['nginx'] / median['direct']:.2f} of direct")  # fmt: skip
+                print(f"  gateway / nginx      : {median['gateway'] / median['nginx']:7.2f}")
+            else:
+                print("  (install nginx to compare with it as a reference hop)")
+            print(f"  gateway CPU          : {statistics.median(cpu):7.2f} s per GiB")
             print(f"  gateway RSS growth   : {max(growth):.1f} MiB at most")
 
             async def slow_clients() -> list[int]:

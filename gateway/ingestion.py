@@ -189,7 +189,7 @@ class Ingestion:
             try:
                 out = await asyncio.to_thread(scratch.open, "wb")
                 try:
-                    async for chunk in reader.chunks():
+                    while chunk := await reader.read(READ_CHUNK_SIZE):
                         digest.update(chunk)
                         await asyncio.to_thread(out.write, chunk)
                 finally:

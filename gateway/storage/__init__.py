@@ -15,7 +15,9 @@ class MediaReader(Protocol):
     start: int
     end: int
 
-    def chunks(self) -> AsyncIterator[bytes]: ...
+    async def read(self, size: int) -> bytes:
+        """Up to `size` of the next bytes of the slice; b"" once it is all read."""
+        ...
 
     async def aclose(self) -> None: ...
 

@@ -6,14 +6,12 @@ import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import IO, Final
+from typing import IO
 
 from gateway.errors import MediaMissing
-
-CHUNK_SIZE: Final = 256 * 1024
 
 
 @dataclass(slots=True)
@@ -21,18 +19,20 @@ class LocalMediaReader:
     file: IO[bytes]
     start: int
     end: int
+    position: int = field(init=False)
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    def __post_init__(self) -> None:
+        self.position = self.start
+
+    async def read(self, size: int) -> bytes:
+        size = min(size, self.end - self.position)
+        if size <= 0:
+            return b""
+        # If the file shrank under us this is b"" early, and the response comes up short.
         loop = asyncio.get_running_loop()
-        fd = self.file.fileno()
-        position = self.start
-        while position < self.end:
-            size = min(CHUNK_SIZE, self.end - position)
-            chunk = await loop.run_in_executor(None, os.pread, fd, size, position)
-            if not chunk:
-                return  # the file shrank under us; the response will come up short
-            position += len(chunk)
-            yield chunk
+        chunk = await loop.run_in_executor(None, os.pread, self.file.fileno(), size, self.position)
+        self.position += len(chunk)
+        return chunk
 
     async def aclose(self) -> None:
         # Closing a file opened for reading flushes nothing, so it cannot block; and done

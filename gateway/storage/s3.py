@@ -20,7 +20,6 @@ from gateway.errors import MediaMissing, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
-READ_CHUNK_SIZE: Final = 256 * 1024
 # S3 takes parts of 5 MiB or more; larger parts mean fewer requests per recording.
 PART_SIZE: Final = 8 * 1024 * 1024
 # InvalidRange: the object is shorter than the metadata says, so it is not ours.
@@ -33,10 +32,10 @@ class S3MediaReader:
     start: int
     end: int
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def read(self, size: int) -> bytes:
+        # aiohttp also buffers up to twice `size` from S3 once asked for that much.
         try:
-            while chunk := await self.body.read(READ_CHUNK_SIZE):
-                yield chunk
+            return await self.body.read(size)  # type: ignore[no-any-return]
         except (TimeoutError, BotoCoreError) as exc:
             raise StorageUnavailable(f"S3 stopped sending: {exc}") from exc
 

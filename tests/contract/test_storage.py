@@ -43,7 +43,11 @@ async def chunks_of(data: bytes, size: int = 100_000) -> AsyncIterator[bytes]:
 async def read(storage: MediaStorage, key: str, start: int, end: int) -> list[bytes]:
     reader = await storage.open(key, start, end)
     try:
-        return [chunk async for chunk in reader.chunks()]
+        pieces = []
+        while piece := await reader.read(100_000):
+            assert len(piece) <= 100_000
+            pieces.append(piece)
+        return pieces
     finally:
         await reader.aclose()
 
