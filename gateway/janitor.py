@@ -74,24 +74,42 @@ async def remove_leftovers(store: MetadataStore, storage: MediaStorage, now: dat
     async with store.sweep_lock() as mine:
         if not mine:
             return 0
+        # Looked up a batch at a time: one query per BATCH objects, not one per object.
+        batch: list[tuple[str, str, datetime]] = []
         async for key, modified in storage.stored():
-            if modified > now - LEFTOVER_AGE or await _is_claimed(store, key):
+            sid = _claimant(key)
+            if sid is None or modified > now - LEFTOVER_AGE:
                 continue
+            batch.append((key, sid, modified))
+            if len(batch) == BATCH:
+                removed += await _remove_unclaimed(store, storage, batch)
+                batch.clear()
+        removed += await _remove_unclaimed(store, storage, batch)
+    return removed
+
+
+def _claimant(key: str) -> str | None:
+    """The SID of the one recording that may claim `key`; None if the key is not ours."""
+    parts = key.split("/")
+    if len(parts) < 2 or not sids.is_sid(parts[0], "AC"):
+        return None
+    sid = parts[1].lstrip(".")[:34]  # a half-written file starts with a dot
+    return sid if sids.is_sid(sid, "RT") else None
+
+
+async def _remove_unclaimed(
+    store: MetadataStore, storage: MediaStorage, batch: list[tuple[str, str, datetime]]
+) -> int:
+    if not batch:
+        return 0
+    claimed = await store.media_keys([sid for _, sid, _ in batch])
+    removed = 0
+    for key, sid, modified in batch:
+        if claimed.get(sid) != key:
             log.warning("removing leftover media %s, written %s", key, modified.isoformat())
             await storage.delete(key)
             removed += 1
     return removed
-
-
-async def _is_claimed(store: MetadataStore, key: str) -> bool:
-    parts = key.split("/")
-    if len(parts) < 2 or not sids.is_sid(parts[0], "AC"):
-        return True  # not a key of ours
-    sid = parts[1].lstrip(".")[:34]  # a half-written file starts with a dot
-    if not sids.is_sid(sid, "RT"):
-        return True
-    recording = await store.get_recording(sid)
-    return recording is not None and recording.media_key == key
 
 
 def utc(timestamp: float) -> datetime:

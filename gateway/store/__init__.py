@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
@@ -65,6 +66,10 @@ class MetadataStore(Protocol):
         ...
 
     async def list_callbacks(self, recording_sid: str | None, limit: int) -> list[Callback]: ...
+
+    async def media_keys(self, sids: Sequence[str]) -> dict[str, str]:
+        """The media key of each of `sids` that has media stored, deleted or not."""
+        ...
 
     async def deleted_with_media(self, limit: int) -> list[Recording]:
         """Deleted recordings whose media is still stored (its deletion failed), oldest first."""

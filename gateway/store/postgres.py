@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Final
@@ -18,6 +18,7 @@ from gateway.store.sql import (
     FINISH_CALLBACK,
     INSERT_CALLBACK,
     LIST_CALLBACKS,
+    MEDIA_KEYS,
     MIGRATIONS,
     MUTABLE_COLUMNS,
     PURGE_DELETED,
@@ -124,6 +125,10 @@ class PostgresStore:
             if updated:
                 await _add_callback(connection, callback)
         return bool(updated)
+
+    async def media_keys(self, sids: Sequence[str]) -> dict[str, str]:
+        rows = await self._pool.fetch(MEDIA_KEYS.format("= ANY($1::text[])"), list(sids))
+        return {row[0]: row[1] for row in rows}
 
     async def deleted_with_media(self, limit: int) -> list[Recording]:
         rows = await self._pool.fetch(DELETED_WITH_MEDIA.format("$1"), limit)

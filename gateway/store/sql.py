@@ -118,6 +118,8 @@ LIST_CALLBACKS: Final = (
 )
 
 # The janitor's queries, with {} where each store puts its placeholder.
+# Completed with "IN (…)" or "= ANY(…)", whichever the database takes for a list.
+MEDIA_KEYS: Final = "SELECT sid, media_key FROM recordings WHERE media_key IS NOT NULL AND sid {}"
 DELETED_WITH_MEDIA: Final = (
     f"SELECT {RECORDING_COLUMNS} FROM recordings "
     "WHERE status = 'deleted' AND media_key IS NOT NULL ORDER BY date_updated LIMIT {}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +21,7 @@ from gateway.store.sql import (
     FINISH_CALLBACK,
     INSERT_CALLBACK,
     LIST_CALLBACKS,
+    MEDIA_KEYS,
     MIGRATIONS,
     MUTABLE_COLUMNS,
     PURGE_DELETED,
@@ -126,6 +127,11 @@ class SqliteStore:
             if updated:
                 await self._add_callback(callback)
         return updated
+
+    async def media_keys(self, sids: Sequence[str]) -> dict[str, str]:
+        marks = ", ".join("?" * len(sids))
+        async with self._db.execute(MEDIA_KEYS.format(f"IN ({marks})"), tuple(sids)) as cursor:
+            return {row[0]: row[1] for row in await cursor.fetchall()}
 
     async def deleted_with_media(self, limit: int) -> list[Recording]:
         async with self._db.execute(DELETED_WITH_MEDIA.format("?"), (limit,)) as cursor:

@@ -251,6 +251,24 @@ async def test_janitor_queries_find_pending_media_and_purge_only_what_is_due(
         assert await store.get_recording(still.sid) is not None
 
 
+async def test_media_keys_answers_for_many_recordings_in_one_query(
+    store: MetadataStore, account: Account
+) -> None:
+    stored, deleted, without = await add(
+        store,
+        recording(account, 0, media_key="AC/RT0.mka"),
+        recording(account, 1, media_key="AC/RT1.mka"),
+        recording(account, 2, status=Status.PROCESSING, size=0, media_key=None),
+    )
+    await store.mark_deleted(deleted.sid, T0)  # its media is still stored: it counts
+    asked = [stored.sid, deleted.sid, without.sid, mint("RT")]
+    assert await store.media_keys(asked) == {
+        stored.sid: stored.media_key,
+        deleted.sid: deleted.media_key,
+    }
+    assert await store.media_keys([]) == {}
+
+
 async def test_one_sweeper_at_a_time(store_settings: Settings) -> None:
     first, second = await open_store(store_settings), await open_store(store_settings)
     try:

@@ -13,6 +13,7 @@ import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
+from gateway import janitor
 from gateway.api.keys import INGESTION, STORAGE, STORE
 from gateway.app import create_app
 from gateway.config import Settings
@@ -121,12 +122,16 @@ async def test_media_deletion_that_failed_is_retried_by_the_janitor(
     assert await asyncio.to_thread(stored, settings) == []
 
 
+@pytest.mark.parametrize("batch", [janitor.BATCH, 2])
 async def test_leftover_media_no_recording_claims_is_removed_at_start_up(
+    batch: int,
+    monkeypatch: pytest.MonkeyPatch,
     app: web.Application,
     account: Account,
     ingested: dict[Codec, Recording],
     settings: Settings,
 ) -> None:
+    monkeypatch.setattr(janitor, "BATCH", batch)  # 2: claims are looked up over several batches
     storage, store = app[STORAGE], app[STORE]
     kept = ingested[Codec.OPUS]
     orphans = [
