@@ -11,6 +11,7 @@ from gateway.api.handlers import (
     list_recordings,
     redirect_to_media,
 )
+from gateway.api.health import alive, ready
 from gateway.api.internal import (
     complete_recording,
     fail_recording,
@@ -32,4 +33,6 @@ ROUTES = [
     web.put("/internal/v1/Recordings/{sid}/Media", upload_media),
     web.post("/internal/v1/Recordings/{sid}/Complete", complete_recording),
     web.post("/internal/v1/Recordings/{sid}/Fail", fail_recording),
+    web.get("/healthz", alive),
+    web.get("/readyz", ready),
 ]

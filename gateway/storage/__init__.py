@@ -30,6 +30,10 @@ class FileBackedReader(MediaReader, Protocol):
 
 
 class MediaStorage(Protocol):
+    async def check(self) -> None:
+        """Raises unless the storage answers now and its bucket or folder is there."""
+        ...
+
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         """Store all of `chunks` under `key`, all or nothing; the number of bytes stored."""
         ...

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from gateway.errors import MediaMissing
+from gateway.errors import MediaMissing, StorageUnavailable
 
 
 @dataclass(slots=True)
@@ -48,6 +48,11 @@ class LocalStorage:
     async def create(cls, root: Path) -> LocalStorage:
         await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
         return cls(await asyncio.to_thread(root.resolve))
+
+    async def check(self) -> None:
+        # An unmounted volume or a folder made read-only under us: no use serving.
+        if not await asyncio.to_thread(os.access, self._root, os.W_OK | os.X_OK):
+            raise StorageUnavailable(f"{self._root} is not a folder this process can write")
 
     def _path(self, key: str) -> Path:
         relative = PurePosixPath(key)

@@ -75,6 +75,10 @@ class S3Storage:
     async def aclose(self) -> None:
         await self._exits.aclose()
 
+    async def check(self) -> None:
+        with _answered(self._prefix or "/"):
+            await self._client.head_bucket(Bucket=self._bucket)
+
     def _key(self, key: str) -> str:
         return self._prefix + key
 

@@ -14,6 +14,10 @@ from gateway.models import Account, ApiKey, Callback, Cursor, Recording, Recordi
 class MetadataStore(Protocol):
     schema_version: int
 
+    async def check(self) -> None:
+        """Raises unless the database answers a query now."""
+        ...
+
     async def add_account(self, account: Account) -> None: ...
 
     async def get_account(self, sid: str) -> Account | None: ...

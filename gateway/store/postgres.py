@@ -62,6 +62,9 @@ class PostgresStore:
     async def aclose(self) -> None:
         await self._pool.close()
 
+    async def check(self) -> None:
+        await self._pool.fetchval("SELECT 1")
+
     async def add_account(self, account: Account) -> None:
         await self._pool.execute(
             "INSERT INTO accounts VALUES ($1, $2, $3, $4)",

@@ -68,6 +68,9 @@ class SqliteStore:
     async def aclose(self) -> None:
         await self._db.close()
 
+    async def check(self) -> None:
+        await self._one("SELECT 1", ())
+
     async def add_account(self, account: Account) -> None:
         await self._write(
             "INSERT INTO accounts VALUES (?, ?, ?, ?)",

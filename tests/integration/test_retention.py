@@ -66,6 +66,9 @@ class FailsToDeleteOnce:
         self.storage = storage
         self.failures_left = 1
 
+    async def check(self) -> None:
+        await self.storage.check()
+
     async def delete(self, key: str) -> None:
         if self.failures_left:
             self.failures_left -= 1
