@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -52,19 +52,22 @@ KEY = "benchmark-signing-key-0123456789"
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def listening(command: list[str], port: int) -> Iterator[str]:
+    """`command` running until the block ends, once something listens on `port`."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port)
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
         process.wait()
+
+
+def moto_server() -> AbstractContextManager[str]:
+    port = free_port()
+    return listening(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], port
+    )
 
 
 def wait_for_port(port: int) -> None:
@@ -238,17 +241,8 @@ def nginx_in_front_of(upstream: str) -> Iterator[str | None]:
     with tempfile.TemporaryDirectory() as folder:
         conf = Path(folder) / "nginx.conf"
         conf.write_text(NGINX_CONF.format(folder=folder, port=port, upstream=upstream))
-        process = subprocess.Popen(
-            [nginx, "-p", folder, "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_for_port(port)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            process.wait()
+        with listening([nginx, "-p", folder, "-c", str(conf)], port) as url:
+            yield url
 
 
 def main() -> None:
