@@ -54,12 +54,12 @@ def make_recordings(folder: Path) -> dict[Codec, Path]:
     return files
 
 
-def write_noisy_video(path: Path, seconds: float, fps: int = 15) -> None:
+def write_noisy_video(path: Path, seconds: float, fps: int = 15, bitrate: str = "4M") -> None:
     """VP8 noise a few MB long with a keyframe each second: large enough that a player
     must ask for a later range to seek, rather than reading the whole file at once."""
     width, height = 320, 240
     with av.open(str(path), "w", format="matroska") as container:
-        stream = container.add_stream("libvpx", rate=fps, options={"b": "4M"})
+        stream = container.add_stream("libvpx", rate=fps, options={"b": bitrate})
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.gop_size = fps
         for index in range(int(seconds * fps)):

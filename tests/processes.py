@@ -50,7 +50,11 @@ def free_port() -> int:
 class Served:
     base_url: str
     printed: list[str]  # what it printed before it started answering
-    pid: int
+    process: subprocess.Popen[str]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
 
 @contextmanager
@@ -74,7 +78,7 @@ def serving(env: dict[str, str], *args: str, cwd: Path | None = None) -> Iterato
                 break
         else:
             raise AssertionError("gateway serve stopped:\n" + "".join(lines))
-        yield Served(f"http://127.0.0.1:{port}", lines, process.pid)
+        yield Served(f"http://127.0.0.1:{port}", lines, process)
     finally:
         process.terminate()
         process.wait(timeout=10)
