@@ -10,8 +10,6 @@ import asyncio
 import hashlib
 import logging
 import secrets
-import shutil
-import tempfile
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -23,7 +21,7 @@ from urllib.parse import urlsplit
 from gateway import sids
 from gateway.callbacks.events import announce, listed
 from gateway.errors import Conflict, InvalidParameter, MediaRejected, NotFound
-from gateway.media.probe import Probe, probe
+from gateway.media.probe import Probe, probe, probe_stored
 from gateway.models import Codec, Container, MediaType, Recording, Status
 from gateway.storage import MediaStorage
 from gateway.store import MetadataStore
@@ -120,15 +118,15 @@ class Ingestion:
             source_sid or sids.mint("MT"), room_sid, participant_sid, track_name, offset,
         )  # fmt: skip
         started = await self.start(declared)
-        digest = hashlib.sha256()
         try:
-            uploaded = await self.upload(started.sid, _read_hashing(path, digest, progress))
+            uploaded = await self.upload(started.sid, _read(path, progress))
         except BaseException as exc:
             await asyncio.shield(self.fail(started.sid, f"upload failed: {exc!r}"))
             raise
         # Probed already, from the very bytes just stored: no need to read them back.
-        etag = f'"{digest.hexdigest()[:32]}"'
-        return await self._end(uploaded, Status.COMPLETED, duration=found.duration, media_etag=etag)
+        return await self._end(
+            uploaded, Status.COMPLETED, duration=found.duration, media_etag=_etag(uploaded)
+        )
 
     async def upload(self, sid: str, chunks: AsyncIterable[bytes]) -> Recording:
         """Store the media; a second upload replaces the first until the recording ends."""
@@ -150,12 +148,18 @@ class Ingestion:
         before = await self._processing(sid)
         if before.media_key is None:
             raise Conflict(f"Recording {sid} has no media yet; upload it first")
+        if before.size == 0:
+            return await self._end(
+                before, Status.FAILED, failure_reason="the uploaded media is empty"
+            )
         try:
-            found, etag = await self._inspect(before.media_key, before.size)
+            found = await probe_stored(self.storage, before.media_key, before.size)
             _check(before, found)
         except MediaRejected as rejected:
             return await self._end(before, Status.FAILED, failure_reason=rejected.message)
-        return await self._end(before, Status.COMPLETED, duration=found.duration, media_etag=etag)
+        return await self._end(
+            before, Status.COMPLETED, duration=found.duration, media_etag=_etag(before)
+        )
 
     async def fail(self, sid: str, reason: str) -> Recording:
         before = await self._processing(sid)
@@ -177,30 +181,6 @@ class Ingestion:
             raise Conflict(f"Recording {sid} is {recording.status}, no longer processing")
         return recording
 
-    async def _inspect(self, key: str, size: int) -> tuple[Probe, str]:
-        """What the stored object holds, and its ETag: copied to a scratch file for PyAV."""
-        if size == 0:
-            raise MediaRejected("the uploaded media is empty")
-        digest = hashlib.sha256()
-        folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="gateway-probe-"))
-        try:
-            scratch = folder / "uploaded.mkv"
-            reader = await self.storage.open(key, 0, size)
-            try:
-                out = await asyncio.to_thread(scratch.open, "wb")
-                try:
-                    while chunk := await reader.read(READ_CHUNK_SIZE):
-                        digest.update(chunk)
-                        await asyncio.to_thread(out.write, chunk)
-                finally:
-                    await asyncio.to_thread(out.close)
-            finally:
-                await reader.aclose()
-            found = await asyncio.to_thread(probe, scratch)
-        finally:
-            await asyncio.to_thread(shutil.rmtree, folder, True)
-        return found, f'"{digest.hexdigest()[:32]}"'
-
     async def _forget(self, key: str) -> None:
         try:
             await self.storage.delete(key)
@@ -221,13 +201,16 @@ def _check(declared: Recording, found: Probe) -> None:
             raise MediaRejected(f"declared {name} {said} but the media holds {is_}")
 
 
-async def _read_hashing(
-    path: Path, digest: hashlib._Hash, progress: Callable[[int], object]
-) -> AsyncIterator[bytes]:
+def _etag(uploaded: Recording) -> str:
+    # Each upload has a key of its own and what is stored under a key never changes,
+    # so the key names the bytes as well as a hash of them would, at no cost.
+    return f'"{hashlib.sha256((uploaded.media_key or "").encode()).hexdigest()[:32]}"'
+
+
+async def _read(path: Path, progress: Callable[[int], object]) -> AsyncIterator[bytes]:
     file = await asyncio.to_thread(path.open, "rb")
     try:
         while chunk := await asyncio.to_thread(file.read, READ_CHUNK_SIZE):
-            digest.update(chunk)
             progress(len(chunk))
             yield chunk
     finally:

@@ -12,13 +12,15 @@ from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 from twilio.rest import Client
 
-from gateway.api.keys import STORE
+from gateway.api.keys import STORAGE, STORE
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.models import Account, Codec
 from gateway.sids import mint
+from gateway.storage import MediaReader
 from tests.backends import stored
 from tests.conftest import ADMIN_TOKEN
+from tests.media import write_noisy_video
 from tests.schema import validate, validate_error
 
 
@@ -118,6 +120,35 @@ async def test_media_that_is_not_what_was_declared_fails_the_recording_with_a_re
         assert failed is not None
         assert failed.failure_reason is not None
         assert reason in failed.failure_reason
+
+
+async def test_complete_reads_only_the_start_of_a_long_recording(
+    monkeypatch: pytest.MonkeyPatch,
+    app: web.Application,
+    recorder: ClientSession,
+    base_url: str,
+    account: Account,
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "long.mkv"
+    await asyncio.to_thread(write_noisy_video, path, 10.0, bitrate="16M")
+    storage, read = app[STORAGE], []
+    open_ = storage.open
+
+    async def counting_open(key: str, start: int, end: int) -> MediaReader:
+        read.append(end - start)
+        return await open_(key, start, end)
+
+    monkeypatch.setattr(storage, "open", counting_open)
+    sid = (await start(recorder, base_url, declaration(account)))["sid"]
+    async with recorder.put(f"{base_url}/internal/v1/Recordings/{sid}/Media", data=in_chunks(path)):
+        pass
+    async with recorder.post(f"{base_url}/internal/v1/Recordings/{sid}/Complete") as response:
+        completed = await response.json()
+    assert (completed["status"], completed["duration"]) == ("completed", 10)
+    size = (await asyncio.to_thread(path.stat)).st_size
+    assert size > 10 * 1024 * 1024
+    assert 0 < sum(read) <= 2 * 1024 * 1024  # the headers, not the 10+ MiB of media
 
 
 async def test_a_repeated_upload_replaces_the_unfinished_one(
