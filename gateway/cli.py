@@ -22,10 +22,10 @@ from gateway.api.params import parse_list
 from gateway.api.serialize import recording_json
 from gateway.app import create_app
 from gateway.config import Settings, signing_keys
-from gateway.errors import ConfigError, GatewayError, InvalidParameter
+from gateway.errors import ConfigError, GatewayError, InvalidParameter, NotFound
 from gateway.ingestion import Ingestion
 from gateway.janitor import sweep, utc
-from gateway.models import Codec, MediaType, Recording, RecordingFilter, Status
+from gateway.models import Codec, MediaType, RecordingFilter, Status
 from gateway.recordings import Recordings
 from gateway.signing import MediaLinkSigner
 from gateway.storage import open_storage
@@ -161,12 +161,12 @@ def _delete_recordings(settings: Settings, args: argparse.Namespace) -> int:
         flag = _FLAGS.get(bad.name, bad.name)
         raise InvalidParameter(flag, bad.message.split(": ", 1)[1]) from None
 
-    async def find(recordings: Recordings) -> tuple[Recording, ...]:
+    async def find(recordings: Recordings) -> tuple[str, ...]:
         return await recordings.matching(args.account, where)
 
     found = uvloop.run(_with_recordings(settings, find))
     if args.dry_run:
-        _print({"would_delete": len(found), "recordings": [r.sid for r in found]})
+        _print({"would_delete": len(found), "recordings": list(found)})
         return 0
     if found and not args.yes:
         if not sys.stdin.isatty():
@@ -177,11 +177,16 @@ def _delete_recordings(settings: Settings, args: argparse.Namespace) -> int:
             return 0
 
     async def delete(recordings: Recordings) -> int:
+        deleted = 0
         with tqdm(total=len(found), unit="recording", disable=not sys.stderr.isatty()) as bar:
-            for recording in found:
-                await recordings.delete(recording.account_sid, recording.sid)
+            for sid in found:
+                try:
+                    await recordings.delete(args.account, sid)
+                    deleted += 1
+                except NotFound:
+                    pass  # deleted by someone else since it was found: not ours to count
                 bar.update()
-        return len(found)
+        return deleted
 
     _print({"deleted": uvloop.run(_with_recordings(settings, delete))})
     return 0

@@ -65,13 +65,14 @@ class Recordings:
             raise NotFound(f"The requested resource /Recordings/{sid} was not found")
         return recording
 
-    async def matching(self, account_sid: str, where: RecordingFilter) -> tuple[Recording, ...]:
-        """Every recording the filter matches, newest first, through all pages."""
-        found: builtins.list[Recording] = []  # `list` here is the method above
+    async def matching(self, account_sid: str, where: RecordingFilter) -> tuple[str, ...]:
+        """The SID of every recording the filter matches, newest first, through all pages;
+        SIDs only, so a million of them take tens of MB rather than a GB."""
+        found: builtins.list[str] = []  # `list` here is the method above
         cursor = None
         while True:
             page = await self.list(account_sid, where, 1000, cursor)
-            found.extend(page.recordings)
+            found.extend(recording.sid for recording in page.recordings)
             if page.next_cursor is None:
                 return tuple(found)
             cursor = page.next_cursor
