@@ -302,6 +302,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         port=settings.port,
         loop=uvloop.new_event_loop(),
         print=lambda line: print(line, flush=True),
+        shutdown_timeout=settings.shutdown_grace,
     )
     return 0
 

@@ -152,6 +152,12 @@ SETTINGS: Final = (
     ),
     Setting("GATEWAY_DATABASE_POOL_SIZE", "10", "Connections in the PostgreSQL pool.", _positive),
     Setting(
+        "GATEWAY_SHUTDOWN_GRACE",
+        "60s",
+        "On SIGTERM, how long requests in flight (downloads too) may run before they are cut.",
+        _duration,
+    ),
+    Setting(
         "GATEWAY_MEDIA_MODE",
         "proxy",
         "proxy: /Media redirects to this service's revocable signed link; "
@@ -223,6 +229,7 @@ class Settings:
     s3_max_connections: int = 64
     s3_timeout: float = 10.0
     database_pool_size: int = 10
+    shutdown_grace: float = 60.0
     media_mode: str = "proxy"
     public_url: str | None = None
     deleted_retention: float = 30 * 86400.0
