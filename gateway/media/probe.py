@@ -11,7 +11,7 @@ from typing import Final
 
 import av
 
-from gateway.errors import MediaRejected
+from gateway.errors import MediaRejected, StorageUnavailable
 from gateway.models import Codec, Container, MediaType
 from gateway.storage import MediaStorage
 
@@ -48,8 +48,9 @@ def probe(path: Path) -> Probe:
 async def probe_stored(storage: MediaStorage, key: str, size: int) -> Probe:
     """What a stored object holds, read in place: FFmpeg reads the headers, so only
     the first MiB or so of even a long recording leaves storage."""
-    stored = StoredFile(storage, key, size, asyncio.get_running_loop())
-    return await asyncio.get_running_loop().run_in_executor(_PROBING, _probe, stored, "the upload")
+    loop = asyncio.get_running_loop()
+    stored = StoredFile(storage, key, size, loop)
+    return await loop.run_in_executor(_PROBING, _probe, stored, "the upload")
 
 
 def _probe(source: str | io.RawIOBase, name: str) -> Probe:
@@ -104,8 +105,12 @@ class StoredFile(io.RawIOBase):
         offset = self._position - self._held_from
         if not 0 <= offset < len(self._held):
             end = min(self._size, self._position + max(len(buffer), READ_AHEAD))
-            fetch = self._fetch(self._position, end)
-            self._held = asyncio.run_coroutine_threadsafe(fetch, self._loop).result(READ_TIMEOUT)
+            fetch = asyncio.run_coroutine_threadsafe(self._fetch(self._position, end), self._loop)
+            try:
+                self._held = fetch.result(READ_TIMEOUT)
+            except TimeoutError:
+                fetch.cancel()
+                raise StorageUnavailable(f"no answer from storage in {READ_TIMEOUT:g} s") from None
             self._held_from, offset = self._position, 0
         piece = self._held[offset : offset + len(buffer)]
         buffer[: len(piece)] = piece

@@ -18,10 +18,13 @@ from yarl import URL
 from gateway.api.keys import INGESTION
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.models import Account, Recording
+from gateway.ingestion import Declaration
+from gateway.models import Account, Codec, Container, MediaType, Recording, Status
+from gateway.sids import mint
 from gateway.storage.s3 import PART_SIZE
 from tests.backends import s3_client
-from tests.conftest import SIGNING_KEY
+from tests.conftest import ADMIN_TOKEN, SIGNING_KEY
+from tests.integration.test_recorder_api import in_chunks
 from tests.media import write_noisy_video
 from tests.schema import validate_error
 
@@ -134,6 +137,25 @@ async def test_unreachable_s3_is_503_with_retry_after_and_the_api_goes_on(
             validate_error(await response.json(), 503)
         async with http.get(server.make_url("/v1/Recordings")) as response:
             assert response.status == 200
+
+
+async def test_complete_while_s3_is_unreachable_is_503_and_can_be_retried(
+    app: web.Application, settings: Settings, account: Account, large_video: Path
+) -> None:
+    ingestion = app[INGESTION]
+    declared = Declaration(account.sid, MediaType.VIDEO, Codec.VP8, Container.MKV, mint("MT"))
+    sid = (await ingestion.start(declared)).sid
+    await ingestion.upload(sid, in_chunks(large_video))
+    complete = f"/internal/v1/Recordings/{sid}/Complete"
+    dead_s3 = {"s3_endpoint_url": "http://127.0.0.1:9", "s3_timeout": 0.5}
+    async with (
+        another_instance(settings, admin_token=ADMIN_TOKEN, **dead_s3) as server,
+        ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as recorder,
+        recorder.post(server.make_url(complete)) as response,
+    ):
+        assert response.status == 503
+        validate_error(await response.json(), 503)
+    assert (await ingestion.complete(sid)).status is Status.COMPLETED  # once S3 is back
 
 
 async def test_s3_answering_500_is_503(
