@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import json
 import logging
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -18,6 +20,7 @@ from multidict import MultiDict, MultiDictProxy
 from tqdm import tqdm
 
 from gateway import accounts, demo, sids
+from gateway.api.keys import SETTINGS
 from gateway.api.params import parse_list
 from gateway.api.serialize import recording_json
 from gateway.app import create_app
@@ -296,8 +299,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     keys = signing_keys(settings)
     if args.demo:
         uvloop.run(_with_recordings(settings, lambda r: _announce_demo(settings, r)))
+    app = create_app(settings, keys)
+    app.on_shutdown.append(_hold_further_signals)
     web.run_app(
-        create_app(settings, keys),
+        app,
         host=settings.host,
         port=settings.port,
         loop=uvloop.new_event_loop(),
@@ -305,6 +310,22 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         shutdown_timeout=settings.shutdown_grace,
     )
     return 0
+
+
+async def _hold_further_signals(app: web.Application) -> None:
+    """aiohttp answers each SIGTERM or SIGINT by raising GracefulExit, and a second one
+    during the grace would abort the clean-up: stores left open, and the process hung on
+    their threads for good. From here on another signal only says what is going on."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, _already_stopping, app[SETTINGS].shutdown_grace)
+
+
+def _already_stopping(grace: float) -> None:
+    logging.getLogger(__name__).warning(
+        "already stopping: requests in flight have up to %gs to finish; SIGKILL stops now",
+        grace,
+    )
 
 
 async def _announce_demo(settings: Settings, recordings: Recordings) -> None:
