@@ -187,7 +187,7 @@ def _delete_recordings(settings: Settings, args: argparse.Namespace) -> int:
                     await recordings.delete(args.account, sid)
                     deleted += 1
                 except NotFound:
-                    pass  # deleted by someone else since it was found: not ours to count
+                    pass  # purged since it was found: nothing left to delete
                 bar.update()
         return deleted
 
