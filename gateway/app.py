@@ -40,6 +40,11 @@ async def _sweep_now_and_then(
             log.exception("janitor sweep failed; the next one will try again")
 
 
+def _loop_sends_files(loop: asyncio.AbstractEventLoop) -> bool:
+    """uvloop, for one, has no `sendfile` of its own: the abstract one only refuses."""
+    return type(loop).sendfile is not asyncio.AbstractEventLoop.sendfile
+
+
 def create_app(
     settings: Settings,
     signing_keys: tuple[str, ...],
@@ -52,7 +57,6 @@ def create_app(
     """The application; `store` and `storage` are opened from `settings` unless given."""
     app = web.Application(middlewares=[twilio_errors, basic_auth, admin_bearer])
     app[SETTINGS] = settings
-    app[SENDFILE] = sendfile
     signer = MediaLinkSigner(signing_keys, now)
 
     async def metadata_store(app: web.Application) -> AsyncIterator[None]:
@@ -63,6 +67,8 @@ def create_app(
 
     async def media_storage(app: web.Application) -> AsyncIterator[None]:
         app[STORAGE] = storage or await open_storage(settings)
+        # Decided once for the process, not tried and refused on every download.
+        app[SENDFILE] = sendfile and _loop_sends_files(asyncio.get_running_loop())
         yield
         if storage is None:
             await app[STORAGE].aclose()

@@ -17,6 +17,6 @@ STORE: Final = web.AppKey("store", MetadataStore)
 STORAGE: Final = web.AppKey("storage", MediaStorage)
 RECORDINGS: Final = web.AppKey("recordings", Recordings)
 INGESTION: Final = web.AppKey("ingestion", Ingestion)
-# Whether local files go out through loop.sendfile (else read in chunks).
+# Whether local files go out through loop.sendfile (else read in pieces).
 SENDFILE: Final = web.AppKey("sendfile", bool)
 ACCOUNT_SID: Final = web.RequestKey("account_sid", str)

@@ -50,7 +50,7 @@ async def send(
         await response.prepare(request)
         try:
             if sendfile and isinstance(reader, FileBackedReader):
-                await _sendfile(request, response, reader)
+                await _sendfile(request, reader)
             else:
                 await _pump(response, reader)
         except ConnectionError:
@@ -90,15 +90,9 @@ async def _pump(response: web.StreamResponse, reader: MediaReader) -> None:
             piece = LARGE_PIECE
 
 
-async def _sendfile(
-    request: web.Request, response: web.StreamResponse, reader: FileBackedReader
-) -> None:
+async def _sendfile(request: web.Request, reader: FileBackedReader) -> None:
     transport = request.transport
     if transport is None:
         raise ConnectionResetError("client went away")
     loop = asyncio.get_running_loop()
-    try:
-        await loop.sendfile(transport, reader.file, reader.start, reader.end - reader.start)
-    except NotImplementedError:
-        # uvloop, TLS transports: no zero-copy path, so read in pieces instead.
-        await _pump(response, reader)
+    await loop.sendfile(transport, reader.file, reader.start, reader.end - reader.start)

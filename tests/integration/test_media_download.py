@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from email.utils import format_datetime
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+import uvloop
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
-from gateway.api.keys import STORE
+from gateway.api.keys import SENDFILE, STORE
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.ingestion import Ingestion
@@ -376,3 +378,27 @@ async def test_media_of_a_recording_without_downloadable_media_is_404(
         validate_error(await response.json(), 404)
     async with http.get(f"{base_url}/v1/Recordings/{unfinished.sid}") as response:
         assert response.status == 200
+
+
+@pytest.mark.parametrize(
+    ("new_loop", "sends_files"), [(asyncio.new_event_loop, True), (uvloop.new_event_loop, False)]
+)
+def test_sendfile_is_chosen_once_by_what_the_loop_can_do(
+    settings: Settings, new_loop: Callable[[], asyncio.AbstractEventLoop], sends_files: bool
+) -> None:
+    """uvloop (what `gateway serve` runs) has no sendfile: downloads go straight to the
+    pump rather than trying sendfile and falling back each time."""
+
+    async def chosen() -> bool:
+        runner = web.AppRunner(create_app(settings, settings.signing_keys))
+        await runner.setup()
+        try:
+            return runner.app[SENDFILE]
+        finally:
+            await runner.cleanup()
+
+    loop = new_loop()
+    try:
+        assert loop.run_until_complete(chosen()) is sends_files
+    finally:
+        loop.close()
