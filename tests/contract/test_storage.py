@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -63,9 +64,17 @@ async def test_open_reads_exactly_the_slice(storage: MediaStorage, start: int, e
     assert b"".join(await read(storage, "k.mka", start, end)) == PAYLOAD[start:end]
 
 
-async def test_reads_come_in_bounded_chunks(storage: MediaStorage) -> None:
+async def test_each_read_returns_at_most_what_was_asked(storage: MediaStorage) -> None:
     await storage.put("k.mka", chunks_of(PAYLOAD))
-    chunks = await read(storage, "k.mka", 0, len(PAYLOAD))
+    reader = await storage.open("k.mka", 0, len(PAYLOAD))
+    chunks, sizes = [], itertools.cycle([1, 4096, 65_536, 1024 * 1024])
+    try:
+        while chunk := await reader.read(asked := next(sizes)):
+            assert len(chunk) <= asked
+            chunks.append(chunk)
+    finally:
+        await reader.aclose()
+    assert b"".join(chunks) == PAYLOAD
     assert len(chunks) > 1
     assert max(len(chunk) for chunk in chunks) <= 1024 * 1024
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -105,6 +106,21 @@ async def test_range_at_the_end_of_a_large_object_is_exact(
         link, headers={"Range": f"bytes={PART_SIZE - 10}-{PART_SIZE + 9}"}
     ) as response:
         assert await response.read() == data[PART_SIZE - 10 : PART_SIZE + 10]
+
+
+async def test_head_asks_s3_for_headers_only(
+    caplog: pytest.LogCaptureFixture, anonymous: ClientSession, link: str, large: Recording
+) -> None:
+    caplog.set_level(logging.INFO, logger="werkzeug")  # moto's server logs each request
+    caplog.clear()
+    async with anonymous.head(link) as response:
+        assert response.status == 200
+    key = f"/media/{large.media_key}"
+    asked = [
+        r.getMessage() for r in caplog.records if r.name == "werkzeug" and key in r.getMessage()
+    ]
+    assert any('"HEAD ' in line for line in asked)
+    assert not any('"GET ' in line for line in asked)
 
 
 async def test_clients_leaving_mid_download_release_their_s3_connections(
