@@ -13,8 +13,13 @@ from gateway.models import Account, ApiKey
 from gateway.store import MetadataStore
 
 
+def _bytes(secret: str) -> bytes:
+    # Whatever a client sent, lone surrogates included, compares rather than raises.
+    return secret.encode("utf-8", "surrogatepass")
+
+
 def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+    return hashlib.sha256(_bytes(secret)).hexdigest()
 
 
 async def create_account(store: MetadataStore, friendly_name: str) -> Account:
@@ -38,7 +43,9 @@ async def authenticate(store: MetadataStore, username: str, password: str) -> st
     """The account SID that `username:password` (AccountSid:AuthToken or KeySid:Secret) acts as."""
     if sids.is_sid(username, "AC"):
         account = await store.get_account(username)
-        if account is not None and hmac.compare_digest(account.auth_token, password):
+        if account is not None and hmac.compare_digest(
+            _bytes(account.auth_token), _bytes(password)
+        ):
             return account.sid
     elif sids.is_sid(username, "SK"):
         key = await store.get_api_key(username)

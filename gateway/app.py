@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from gateway.api.keys import INGESTION, RECORDINGS, SENDFILE, SETTINGS, STORAGE, STORE
-from gateway.api.middlewares import admin_bearer, basic_auth, twilio_errors
+from gateway.api.middlewares import add_security_headers, admin_bearer, basic_auth, twilio_errors
 from gateway.api.routes import ROUTES
 from gateway.callbacks.delivery import DeliveryPolicy, delivering
 from gateway.config import Settings
+from gateway.errors import DatabaseUnavailable
 from gateway.ingestion import Ingestion
 from gateway.janitor import remove_leftovers, sweep, utc
 from gateway.recordings import Recordings
@@ -29,13 +30,20 @@ async def _sweep_now_and_then(
     store: MetadataStore, storage: MediaStorage, settings: Settings, now: Callable[[], float]
 ) -> None:
     try:
+        # Half-written uploads of a process that was killed (on a local folder all of
+        # them at once, as their writers are gone), then finished but unclaimed media.
+        await storage.discard_unfinished("")
         await remove_leftovers(store, storage, utc(now()))
+    except DatabaseUnavailable:
+        pass  # the store logs an outage once
     except Exception:
         log.exception("looking for leftover media failed; the next start will try again")
     while True:
         await asyncio.sleep(settings.janitor_interval)
         try:
             await sweep(store, storage, settings.deleted_retention, utc(now()))
+        except DatabaseUnavailable:
+            pass
         except Exception:
             log.exception("janitor sweep failed; the next one will try again")
 
@@ -98,5 +106,6 @@ def create_app(
             await task
 
     app.cleanup_ctx.extend([metadata_store, media_storage, use_cases, janitor])
+    app.on_response_prepare.append(add_security_headers)
     app.add_routes(ROUTES)
     return app

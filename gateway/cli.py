@@ -20,6 +20,7 @@ from multidict import MultiDict, MultiDictProxy
 from tqdm import tqdm
 
 from gateway import accounts, demo, sids
+from gateway.api import server
 from gateway.api.keys import SETTINGS
 from gateway.api.params import parse_list
 from gateway.api.serialize import recording_json
@@ -301,15 +302,31 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         uvloop.run(_with_recordings(settings, lambda r: _announce_demo(settings, r)))
     app = create_app(settings, keys)
     app.on_shutdown.append(_hold_further_signals)
-    web.run_app(
+    _warn_of_unusable_hosts(settings)
+    server.run(
         app,
-        host=settings.host,
-        port=settings.port,
+        settings.host,
+        settings.port,
+        header_timeout=settings.header_timeout,
+        shutdown_grace=settings.shutdown_grace,
         loop=uvloop.new_event_loop(),
-        print=lambda line: print(line, flush=True),
-        shutdown_timeout=settings.shutdown_grace,
+        announce=lambda line: print(line, flush=True),
     )
     return 0
+
+
+def _warn_of_unusable_hosts(settings: Settings) -> None:
+    """Reached by another name than localhost's, the API would answer 400 to every call
+    that returns URLs: say so now rather than at the first client's."""
+    loopback = settings.host in ("localhost", "127.0.0.1", "::1")
+    default = Settings().allowed_hosts
+    if not loopback and settings.public_url is None and settings.allowed_hosts == default:
+        logging.getLogger(__name__).warning(
+            "listening on %s, but neither GATEWAY_PUBLIC_URL nor GATEWAY_ALLOWED_HOSTS is "
+            "set: the API answers 400 to any Host but %s",
+            settings.host,
+            ", ".join(default),
+        )
 
 
 async def _hold_further_signals(app: web.Application) -> None:

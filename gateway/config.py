@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, InvalidParameter
+from gateway.hosts import parse_host
 
 
 def _port(value: str) -> int:
@@ -104,6 +105,19 @@ def _hosts(value: str) -> tuple[str, ...]:
     return hosts
 
 
+def _allowed_hosts(value: str) -> tuple[str, ...]:
+    hosts = tuple(host.strip().lower() for host in value.split(",") if host.strip())
+    for host in hosts:
+        name = host.removeprefix(".")
+        try:
+            exact = host == "*" or parse_host(name) == (name, "")
+        except InvalidParameter:
+            exact = False
+        if not exact:
+            raise ValueError(f"{host!r} is not a host (without a port), a .domain or *")
+    return hosts
+
+
 def _signing_keys(value: str) -> tuple[str, ...]:
     keys = tuple(key.strip() for key in value.split(",") if key.strip())
     if value and not keys:
@@ -152,6 +166,20 @@ SETTINGS: Final = (
     ),
     Setting("GATEWAY_DATABASE_POOL_SIZE", "10", "Connections in the PostgreSQL pool.", _positive),
     Setting(
+        "GATEWAY_DATABASE_TIMEOUT",
+        "5s",
+        "How long a request waits for the database (a connection, a query, SQLite's "
+        "write lock) before it is answered 503 with Retry-After.",
+        _duration,
+    ),
+    Setting(
+        "GATEWAY_HEADER_TIMEOUT",
+        "10s",
+        "How long a client may take to send a request's line and headers before the "
+        "connection is closed; downloads and uploads are not bounded by it.",
+        _duration,
+    ),
+    Setting(
         "GATEWAY_SHUTDOWN_GRACE",
         "60s",
         "On SIGTERM, how long requests in flight (downloads too) may run before they are cut.",
@@ -169,6 +197,14 @@ SETTINGS: Final = (
         "",
         "Absolute base URL for every URL the API returns (default: the request's own).",
         _public_url,
+    ),
+    Setting(
+        "GATEWAY_ALLOWED_HOSTS",
+        "localhost,127.0.0.1,[::1]",
+        "Without GATEWAY_PUBLIC_URL, the Host values (any port) the API builds its URLs "
+        "from: exact hosts, .domain for a domain and its subdomains, or *; any other "
+        "Host is answered 400.",
+        _allowed_hosts,
     ),
     Setting(
         "GATEWAY_DELETED_RETENTION",
@@ -229,9 +265,12 @@ class Settings:
     s3_max_connections: int = 64
     s3_timeout: float = 10.0
     database_pool_size: int = 10
+    database_timeout: float = 5.0
+    header_timeout: float = 10.0
     shutdown_grace: float = 60.0
     media_mode: str = "proxy"
     public_url: str | None = None
+    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")
     deleted_retention: float = 30 * 86400.0
     janitor_interval: float = 600.0
     callback_allow: tuple[str, ...] = ()

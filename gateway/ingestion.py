@@ -133,7 +133,11 @@ class Ingestion:
         before = await self._processing(sid)
         # Each upload has its own key, so one still arriving can never overwrite media
         # that another step has already checked.
-        key = f"{before.account_sid}/{sid}/{secrets.token_hex(8)}.{before.container_format}"
+        folder = f"{before.account_sid}/{sid}/"
+        # An upload cut off by a crash left its partial file or parts here; this one
+        # replaces it.
+        await self.storage.discard_unfinished(folder)
+        key = f"{folder}{secrets.token_hex(8)}.{before.container_format}"
         size = await self.storage.put(key, chunks)
         uploaded = before.replace(media_key=key, size=size, date_updated=self._utcnow())
         if not await self.store.update_recording(uploaded, expected=before):

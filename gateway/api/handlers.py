@@ -8,11 +8,23 @@ from gateway import sids
 from gateway.api.keys import ACCOUNT_SID, RECORDINGS, SETTINGS
 from gateway.api.params import parse_list, parse_media_link
 from gateway.api.serialize import list_json, recording_json
-from gateway.errors import NotFound
+from gateway.errors import InvalidParameter, NotFound
+from gateway.hosts import host_allowed, parse_host
 
 
 def base_url(request: web.Request) -> str:
-    return request.app[SETTINGS].public_url or str(request.url.origin())
+    """GATEWAY_PUBLIC_URL, or the request's own origin if its Host is allowed: a Host
+    naming another site would put that site into `Location`, `redirect_to` and every
+    `url`, for any cache or proxy in between to hand to other clients."""
+    settings = request.app[SETTINGS]
+    if settings.public_url is not None:
+        return settings.public_url
+    host, port = parse_host(request.headers.get(hdrs.HOST, ""))
+    if not host_allowed(host, settings.allowed_hosts):
+        raise InvalidParameter(
+            "Host", f"{host} is not in GATEWAY_ALLOWED_HOSTS (or set GATEWAY_PUBLIC_URL)"
+        )
+    return f"{request.scheme}://{host}:{port}" if port else f"{request.scheme}://{host}"
 
 
 def _room_sid(request: web.Request) -> str | None:

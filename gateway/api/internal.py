@@ -21,7 +21,8 @@ async def _json(request: web.Request) -> object:
         return {}
     try:
         return await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: nesting deeper than the parser's stack, which is not JSON we take.
         raise InvalidParameter("body", "is not valid JSON") from None
 
 

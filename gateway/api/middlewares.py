@@ -6,23 +6,27 @@ import hmac
 import logging
 from typing import Final
 
-from aiohttp import BasicAuth, hdrs, web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from gateway.accounts import authenticate
+from gateway.api.credentials import BEARER_CHALLENGE, parse_basic, parse_bearer
 from gateway.api.keys import ACCOUNT_SID, SETTINGS, STORE
 from gateway.errors import (
+    BadRequest,
     GatewayError,
+    HeadersTooLarge,
     MethodNotAllowed,
     NotFound,
-    RangeNotSatisfiable,
-    StorageUnavailable,
+    TooLarge,
     Unauthenticated,
 )
 
 log = logging.getLogger(__name__)
 
 MORE_INFO: Final = "https://www.twilio.com/docs/errors/{code}"
+# Sent with every answer: a media link or an error body is never to be sniffed as HTML.
+SECURITY_HEADERS: Final = {"X-Content-Type-Options": "nosniff"}
 
 
 def error_response(error: GatewayError) -> web.Response:
@@ -32,14 +36,22 @@ def error_response(error: GatewayError) -> web.Response:
         "more_info": MORE_INFO.format(code=error.code),
         "status": error.status,
     }
-    response = web.json_response(body, status=error.status)
-    if isinstance(error, Unauthenticated):
-        response.headers[hdrs.WWW_AUTHENTICATE] = error.challenge
-    elif isinstance(error, StorageUnavailable):
-        response.headers[hdrs.RETRY_AFTER] = str(error.retry_after)
-    elif isinstance(error, RangeNotSatisfiable):
-        response.headers[hdrs.CONTENT_RANGE] = f"bytes */{error.size}"
-    return response
+    return web.json_response(body, status=error.status, headers=error.headers)
+
+
+def from_http(request: web.BaseRequest, exc: web.HTTPException) -> GatewayError:
+    """The Twilio-shaped counterpart of an answer aiohttp chose itself."""
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return MethodNotAllowed(request.method, exc.allowed_methods)
+    if isinstance(exc, web.HTTPNotFound):
+        # A CONNECT's target is an authority, not a path: name what was asked either way.
+        target = request.raw_path or request.host
+        return NotFound(f"The requested resource {target} was not found")
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return TooLarge(exc.text or "The request body is too large")
+    if isinstance(exc, web.HTTPRequestHeaderFieldsTooLarge):
+        return HeadersTooLarge(exc.text or "The request headers are too large")
+    return BadRequest(exc.reason)
 
 
 @web.middleware
@@ -48,15 +60,17 @@ async def twilio_errors(request: web.Request, handler: Handler) -> web.StreamRes
         return await handler(request)
     except GatewayError as error:
         return error_response(error)
-    except web.HTTPMethodNotAllowed:
-        return error_response(MethodNotAllowed(f"Method {request.method} not allowed"))
-    except web.HTTPNotFound:
-        return error_response(NotFound(f"The requested resource {request.path} was not found"))
-    except web.HTTPException:
-        raise
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(from_http(request, exc))
     except Exception:
         log.exception("unexpected error answering %s %s", request.method, request.path)
         return error_response(GatewayError("Internal Server Error"))
+
+
+async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.extend(SECURITY_HEADERS)
 
 
 @web.middleware
@@ -64,16 +78,8 @@ async def basic_auth(request: web.Request, handler: Handler) -> web.StreamRespon
     """Every /v1/ request acts as one account: AccountSid:AuthToken or ApiKeySid:Secret."""
     if not request.path.startswith("/v1/"):
         return await handler(request)
-    header = request.headers.get(hdrs.AUTHORIZATION)
-    try:
-        credentials = BasicAuth.decode(header) if header else None
-    except ValueError:
-        credentials = None
-    if credentials is None:
-        raise Unauthenticated("Authentication Error - No credentials provided")
-    request[ACCOUNT_SID] = await authenticate(
-        request.app[STORE], credentials.login, credentials.password
-    )
+    login, password = parse_basic(request.headers.get(hdrs.AUTHORIZATION))
+    request[ACCOUNT_SID] = await authenticate(request.app[STORE], login, password)
     return await handler(request)
 
 
@@ -85,7 +91,7 @@ async def admin_bearer(request: web.Request, handler: Handler) -> web.StreamResp
     expected = request.app[SETTINGS].admin_token
     if expected is None:
         raise NotFound(f"The requested resource {request.path} was not found")
-    scheme, _, token = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise Unauthenticated("A valid bearer token is required", challenge="Bearer")
+    token = parse_bearer(request.headers.get(hdrs.AUTHORIZATION))
+    if not hmac.compare_digest(token, expected.encode()):
+        raise Unauthenticated("A valid bearer token is required", challenge=BEARER_CHALLENGE)
     return await handler(request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, TypeVar
@@ -14,16 +15,18 @@ from multidict import MultiMapping
 
 from gateway import sids
 from gateway.errors import InvalidParameter
+from gateway.hosts import parse_host
 from gateway.ingestion import Declaration
 from gateway.models import Codec, Container, Cursor, MediaType, RecordingFilter, Status
 from gateway.recordings import MediaLinkRequest
 from gateway.store.sql import from_micros, to_micros
 
 DEFAULT_PAGE_SIZE: Final = 50
-# The helper library asks for min(limit, 1000) per page, so 1000 must be accepted.
 MAX_PAGE_SIZE: Final = 1000
 DEFAULT_TTL: Final = 600
 MAX_TTL: Final = 3600
+# Twilio's limit on a track's name.
+MAX_TRACK_NAME: Final = 128
 
 E = TypeVar("E", Status, MediaType)
 M = TypeVar("M", MediaType, Codec, Container)
@@ -40,16 +43,27 @@ class ListQuery:
     filter_params: tuple[tuple[str, str], ...]
 
 
-def _integer(query: MultiMapping[str], name: str, default: int, low: int, high: int) -> int:
+# More than any bound here needs, and far fewer than the 4,300 at which int() refuses.
+_MAX_DIGITS: Final = 10
+
+
+def _integer(
+    query: MultiMapping[str], name: str, default: int, low: int, high: int, *, clamp: bool = False
+) -> int:
+    """`name` as a whole number from `low` to `high`; above `high`, `high` if `clamp`."""
     raw = query.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidParameter(name, f"{raw!r} is not an integer") from None
+    # ASCII digits only (RFC 5234 DIGIT): int() would also take "1_0", " 5", "+5", "\n5"
+    # and the digits of other scripts.
+    if not (raw.isascii() and raw.isdigit()):
+        raise InvalidParameter(name, f"must be a whole number from {low} to {high}")
+    digits = raw.lstrip("0") or "0"
+    value = int(digits) if len(digits) <= _MAX_DIGITS else high + 1
+    if value > high and clamp:
+        return high
     if not low <= value <= high:
-        raise InvalidParameter(name, f"must be from {low} to {high}")
+        raise InvalidParameter(name, f"must be a whole number from {low} to {high}")
     return value
 
 
@@ -70,10 +84,11 @@ def _date(query: MultiMapping[str], name: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(raw)
-    except ValueError:
+        # A date-time without an offset is read as UTC, as Twilio reads it.
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        # OverflowError: an offset that moves year 1 or 9999 out of datetime's range.
         raise InvalidParameter(name, f"{raw!r} is not an ISO 8601 date-time") from None
-    # A date-time without an offset is read as UTC, as Twilio reads it.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _sid(name: str, raw: str) -> str:
@@ -99,6 +114,10 @@ def _grouping_sids(query: MultiMapping[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(_sid("GroupingSid", sid) for sid in found))
 
 
+# Direction, microseconds since the epoch (negative before 1970), recording SID.
+_CURSOR: Final = re.compile(r"([np])(-?[0-9]{1,19}):(RT[0-9a-fA-F]{32})")
+
+
 def encode_cursor(cursor: Cursor) -> str:
     text = f"{'n' if cursor.forward else 'p'}{to_micros(cursor.date_created)}:{cursor.sid}"
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
@@ -108,13 +127,16 @@ def decode_cursor(token: str) -> Cursor:
     refused = InvalidParameter("PageToken", "is not a token this service issued")
     try:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        direction, position = text[:1], text[1:]
-        micros, sid = position.split(":")
-        created = from_micros(int(micros))
-    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError, OSError):
+    except (binascii.Error, UnicodeDecodeError, ValueError):
         raise refused from None
-    if direction not in ("n", "p") or not sids.is_sid(sid, "RT"):
+    match = _CURSOR.fullmatch(text)
+    if match is None:
         raise refused
+    direction, micros, sid = match.groups()
+    try:
+        created = from_micros(int(micros))
+    except OverflowError:
+        raise refused from None
     return Cursor(created, sid, forward=direction == "n")
 
 
@@ -129,7 +151,9 @@ def parse_list(query: MultiMapping[str], room_sid: str | None = None) -> ListQue
         media_type=_enum(query, "MediaType", MediaType),
         room_sid=room_sid,
     )
-    page_size = _integer(query, "PageSize", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    # Both official helper libraries send PageSize=limit for list(limit=1500): a page
+    # of at most 1000 answers them, and they go on to the next_page_url.
+    page_size = _integer(query, "PageSize", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE, clamp=True)
     page = _integer(query, "Page", 0, 0, 2**31)
     token = query.get("PageToken")
     if page > 0 and token is None:
@@ -169,9 +193,39 @@ def parse_media_link(query: MultiMapping[str]) -> MediaLinkRequest:
 
 def _text(body: dict[str, object], name: str) -> str | None:
     value = body.get(name)
-    if value is not None and not isinstance(value, str):
+    if value is None:
+        return None
+    if not isinstance(value, str):
         raise InvalidParameter(name, "must be a string")
+    # JSON's \ud800 escapes decode to lone surrogates, which no database stores, and
+    # PostgreSQL's text holds no NUL.
+    if "\x00" in value or not _encodable(value):
+        raise InvalidParameter(name, "must be Unicode text without NUL characters")
     return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _callback_url(body: dict[str, object]) -> str | None:
+    url = _text(body, "status_callback")
+    if url is None:
+        return None
+    refused = InvalidParameter("status_callback", "must be an http(s) URL with a valid host")
+    try:
+        parts = urlsplit(url)
+        # The authority without its userinfo, which a callback URL may carry.
+        parse_host(parts.netloc.rpartition("@")[2])
+    except (ValueError, InvalidParameter):
+        raise refused from None
+    if parts.scheme not in ("http", "https"):
+        raise refused
+    return url
 
 
 def _required(body: dict[str, object], name: str) -> str:
@@ -204,15 +258,17 @@ def parse_declaration(body: object) -> Declaration:
     if not isinstance(groups, dict):
         raise InvalidParameter("grouping_sids", "must be an object")
     room_sid, participant_sid = groups.get("room_sid"), groups.get("participant_sid")
-    callback = _text(body, "status_callback")
-    if callback is not None and urlsplit(callback).scheme not in ("http", "https"):
-        raise InvalidParameter("status_callback", "must be an http(s) URL")
+    callback = _callback_url(body)
     method = _text(body, "status_callback_method")
     if method not in (None, "GET", "POST"):
         raise InvalidParameter("status_callback_method", "must be GET or POST")
     offset = body.get("offset", 0)
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < 2**63:
+        # The schema's int64, which is also what the databases keep.
         raise InvalidParameter("offset", "must be a whole number of milliseconds, 0 or more")
+    track_name = _text(body, "track_name")
+    if track_name is not None and len(track_name) > MAX_TRACK_NAME:
+        raise InvalidParameter("track_name", f"must be at most {MAX_TRACK_NAME} characters")
     return Declaration(
         account_sid=_body_sid("account_sid", body.get("account_sid"), "AC"),
         type=_member(body, "type", MediaType),
@@ -223,7 +279,7 @@ def parse_declaration(body: object) -> Declaration:
         participant_sid=(
             None if participant_sid is None else _body_sid("participant_sid", participant_sid, "PA")
         ),
-        track_name=_text(body, "track_name"),
+        track_name=track_name,
         offset=offset,
         status_callback=callback,
         status_callback_method=(method or "POST") if callback is not None else None,

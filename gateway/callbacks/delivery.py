@@ -22,6 +22,7 @@ from yarl import URL
 
 from gateway import __version__
 from gateway.callbacks.events import is_public, listed, request_url, signature
+from gateway.errors import DatabaseUnavailable
 from gateway.models import Callback, Delivery
 from gateway.store import MetadataStore
 
@@ -83,6 +84,8 @@ class CallbackSender:
             try:
                 while await self.deliver_due():
                     pass
+            except DatabaseUnavailable:
+                pass  # the store logs an outage once, not every round
             except Exception:
                 log.exception("callback delivery round failed; trying again shortly")
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a

@@ -20,9 +20,11 @@ _DISPOSITION_TYPES: Final = ("attachment", "inline")
 
 
 def _is_unsafe(char: str) -> bool:
-    # Control characters (C0, DEL, C1) could split the header or mislead whoever reads
-    # it; quotes and backslashes would need quoted-string escapes browsers disagree on.
-    return unicodedata.category(char) == "Cc" or char in '"\\'
+    # Control characters (C0, DEL, C1) could split the header; format characters such as
+    # U+202E RIGHT-TO-LEFT OVERRIDE make "evil\u202eakm.exe" read as another extension;
+    # surrogates, private-use and unassigned ones and line separators have no business
+    # in a filename. Quotes and backslashes would need escapes browsers disagree on.
+    return unicodedata.category(char)[0] == "C" or char in '"\\\u2028\u2029'
 
 
 def content_disposition(requested: str | None, default_filename: str) -> str:
@@ -51,7 +53,7 @@ def content_disposition(requested: str | None, default_filename: str) -> str:
     if not filename or any(_is_unsafe(char) for char in filename):
         raise InvalidParameter(
             "ContentDisposition",
-            "the filename must not be empty nor hold quotes or control characters",
+            "the filename must not be empty nor hold quotes, control or format characters",
         )
     return _format(kind, filename)
 

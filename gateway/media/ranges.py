@@ -13,6 +13,22 @@ _SINGLE_RANGE: Final = re.compile(
 )
 
 
+# Past any size a file can have; longer numbers are read as this rather than converted,
+# as int() refuses more than 4,300 digits and the answer is the same for any of them.
+_BEYOND_ANY_SIZE: Final = 10**18
+
+
+def _position(digits: str) -> int:
+    significant = digits.lstrip("0")
+    return int(significant or "0") if len(significant) < 18 else _BEYOND_ANY_SIZE
+
+
+def _less(a: str, b: str) -> bool:
+    """a < b for decimal digit strings of any length, without converting them."""
+    a, b = a.lstrip("0"), b.lstrip("0")
+    return (len(a), a) < (len(b), b)
+
+
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """The (start, end-exclusive) slice a Range header asks of `size` bytes.
 
@@ -30,14 +46,14 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     if not first:
         # suffix-range "-n": the last n bytes (§14.1.1); "-0" selects nothing.
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0:
             raise RangeNotSatisfiable(size)
         return max(size - suffix, 0), size
-    start = int(first)
-    if last and int(last) < start:
+    start = _position(first)
+    if last and _less(last, first):
         return None  # "last-pos < first-pos" is invalid, so the header is ignored
     if start >= size:
         raise RangeNotSatisfiable(size)
-    end = size if not last else min(int(last) + 1, size)
+    end = size if not last else min(_position(last) + 1, size)
     return start, end

@@ -38,6 +38,11 @@ class MediaStorage(Protocol):
         """Store all of `chunks` under `key`, all or nothing; the number of bytes stored."""
         ...
 
+    async def discard_unfinished(self, prefix: str) -> int:
+        """Remove what writers that are gone (a crash, a kill) left half-written under
+        `prefix`: how many such uploads. Uploads still being written stay."""
+        ...
+
     async def open(self, key: str, start: int, end: int) -> MediaReader:
         """Raises MediaMissing when there is no such object, StorageUnavailable on outage."""
         ...

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, Final
 
 from gateway.errors import MediaMissing, StorageUnavailable
+
+# A file being written is named .{name}.{random}.partial until it is complete.
+PARTIAL: Final = ".partial"
 
 
 @dataclass(slots=True)
@@ -63,20 +68,35 @@ class LocalStorage:
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         path = self._path(key)
         # Written beside its final name, then renamed: a reader never sees half a file.
-        partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-        out = await asyncio.to_thread(open, partial, "wb")
+        out, partial = await asyncio.to_thread(_open_partial, path)
         size = 0
         try:
             async for chunk in chunks:
                 await asyncio.to_thread(out.write, chunk)
                 size += len(chunk)
-            await asyncio.to_thread(_flush_and_close, out)
-            await asyncio.to_thread(os.replace, partial, path)
+            await asyncio.to_thread(_finish, out, partial, path)
         except BaseException:
             await asyncio.to_thread(_discard, out, partial)
             raise
         return size
+
+    async def discard_unfinished(self, prefix: str) -> int:
+        return await asyncio.to_thread(self._discard_unfinished, self._path(prefix))
+
+    def _discard_unfinished(self, folder: Path) -> int:
+        # A writer holds a lock on its partial file until it is renamed or removed, and
+        # the kernel drops the lock with the process: an unlocked one is abandoned.
+        discarded = 0
+        for partial in folder.rglob(f".*{PARTIAL}"):
+            with contextlib.suppress(FileNotFoundError), open(partial, "rb") as file:
+                try:
+                    fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # being written now
+                partial.unlink()
+                discarded += 1
+        return discarded
 
     async def open(self, key: str, start: int, end: int) -> LocalMediaReader:
         try:
@@ -114,9 +134,21 @@ class LocalStorage:
         pass
 
 
-def _flush_and_close(out: IO[bytes]) -> None:
+def _open_partial(path: Path) -> tuple[IO[bytes], Path]:
+    """A new partial file beside `path`, locked for as long as it is open."""
+    while True:
+        partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}{PARTIAL}")
+        out = open(partial, "xb")  # noqa: SIM115  # closed by _finish or _discard
+        fcntl.flock(out, fcntl.LOCK_EX)  # released as it closes, or as this process dies
+        if os.fstat(out.fileno()).st_nlink:
+            return out, partial
+        out.close()  # discarded in the instant before it was locked: take another
+
+
+def _finish(out: IO[bytes], partial: Path, path: Path) -> None:
     out.flush()
     os.fsync(out.fileno())
+    os.replace(partial, path)  # while still locked, so nothing discards it first
     out.close()
 
 

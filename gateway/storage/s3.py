@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 # S3 takes parts of 5 MiB or more; larger parts mean fewer requests per recording.
 PART_SIZE: Final = 8 * 1024 * 1024
+ABANDONED_AFTER: Final = timedelta(hours=1)
 # InvalidRange: the object is shorter than the metadata says, so it is not ours.
 _MISSING: Final = frozenset({"NoSuchKey", "404", "NotFound", "InvalidRange"})
 
@@ -130,6 +131,22 @@ class S3Storage:
             )
         except (BotoCoreError, ClientError):
             log.exception("could not abort multipart upload %s of %s", upload_id, key)
+
+    async def discard_unfinished(self, prefix: str) -> int:
+        # S3 cannot say whether an upload's writer is alive, so only uploads begun an
+        # hour or more ago are taken as abandoned (a bucket lifecycle rule with
+        # AbortIncompleteMultipartUpload does the same on S3's side).
+        cutoff = datetime.now(UTC) - ABANDONED_AFTER
+        discarded = 0
+        with _answered(prefix or "/"):
+            listed = await self._client.list_multipart_uploads(
+                Bucket=self._bucket, Prefix=self._key(prefix)
+            )
+        for upload in listed.get("Uploads", []):
+            if upload["Initiated"] < cutoff:
+                await self._abort(upload["Key"].removeprefix(self._prefix), upload["UploadId"])
+                discarded += 1
+        return discarded
 
     async def open(self, key: str, start: int, end: int) -> S3MediaReader:
         with _answered(key):

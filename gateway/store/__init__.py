@@ -98,4 +98,4 @@ async def open_store(settings: Settings) -> MetadataStore:
         return await PostgresStore.open(settings)
     from gateway.store.sqlite import SqliteStore
 
-    return await SqliteStore.open(settings.sqlite_path)
+    return await SqliteStore.open(settings.sqlite_path, settings.database_timeout)

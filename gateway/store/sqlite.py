@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Final
 import aiosqlite
 
 from gateway.models import Account, ApiKey, Callback, Cursor, Recording, RecordingFilter, Status
+from gateway.store.outages import OutageWatch
 from gateway.store.sql import (
     CLAIM_CALLBACKS,
     DELETED_WITH_MEDIA,
@@ -48,15 +49,17 @@ class SqliteStore:
         self._db = db
         self._sweeping = asyncio.Lock()
         self._writing = asyncio.Lock()
+        self._outages = OutageWatch(_is_outage)
 
     @classmethod
-    async def open(cls, path: Path) -> SqliteStore:
+    async def open(cls, path: Path, busy_timeout: float = 5.0) -> SqliteStore:
         if str(path) != ":memory:":
             await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
         # Autocommit: each statement is its own transaction unless we BEGIN one.
         db = await aiosqlite.connect(path, isolation_level=None)
         try:
-            await db.execute("PRAGMA busy_timeout = 5000")
+            # Another process holding the write lock longer than this is an outage.
+            await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             await _use_wal(db)
             await db.execute("PRAGMA foreign_keys = ON")
             await _migrate(db)
@@ -113,8 +116,7 @@ class SqliteStore:
         self, account_sid: str, where: RecordingFilter, after: Cursor | None, limit: int
     ) -> list[Recording]:
         sql, args = list_query(account_sid, where, after, limit, lambda n: f"?{n}")
-        async with self._db.execute(sql, args) as cursor:
-            return [recording_from_row(row) for row in await cursor.fetchall()]
+        return [recording_from_row(row) for row in await self._rows(sql, args)]
 
     async def update_recording(
         self, recording: Recording, expected: Recording, callback: Callback | None = None
@@ -133,19 +135,20 @@ class SqliteStore:
 
     async def media_keys(self, sids: Sequence[str]) -> dict[str, str]:
         marks = ", ".join("?" * len(sids))
-        async with self._db.execute(MEDIA_KEYS.format(f"IN ({marks})"), tuple(sids)) as cursor:
-            return {row[0]: row[1] for row in await cursor.fetchall()}
+        rows = await self._rows(MEDIA_KEYS.format(f"IN ({marks})"), tuple(sids))
+        return {row[0]: row[1] for row in rows}
 
     async def deleted_with_media(self, limit: int) -> list[Recording]:
-        async with self._db.execute(DELETED_WITH_MEDIA.format("?"), (limit,)) as cursor:
-            return [recording_from_row(row) for row in await cursor.fetchall()]
+        rows = await self._rows(DELETED_WITH_MEDIA.format("?"), (limit,))
+        return [recording_from_row(row) for row in rows]
 
     async def purge_deleted(self, before: datetime) -> int:
-        async with (
-            self._writing,
-            self._db.execute(PURGE_DELETED.format("?"), (to_micros(before),)) as cursor,
-        ):
-            return cursor.rowcount
+        with self._outages.watching():
+            async with (
+                self._writing,
+                self._db.execute(PURGE_DELETED.format("?"), (to_micros(before),)) as cursor,
+            ):
+                return cursor.rowcount
 
     @asynccontextmanager
     async def sweep_lock(self) -> AsyncIterator[bool]:
@@ -186,8 +189,9 @@ class SqliteStore:
 
     async def list_callbacks(self, recording_sid: str | None, limit: int) -> list[Callback]:
         sid = recording_sid or ""
-        async with self._db.execute(LIST_CALLBACKS, (sid, sid, limit)) as cursor:
-            return [callback_from_row(row) for row in await cursor.fetchall()]
+        return [
+            callback_from_row(row) for row in await self._rows(LIST_CALLBACKS, (sid, sid, limit))
+        ]
 
     async def _add_callback(self, callback: Callback | None) -> None:
         if callback is not None:
@@ -197,22 +201,39 @@ class SqliteStore:
     async def _transaction(self) -> AsyncIterator[None]:
         # One connection serves every coroutine: the lock keeps other writes out of
         # this transaction, and IMMEDIATE keeps other processes out of the file.
-        async with self._writing:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            await self._db.execute("COMMIT")
+        with self._outages.watching():
+            async with self._writing:
+                await self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                except BaseException:
+                    await self._db.execute("ROLLBACK")
+                    raise
+                await self._db.execute("COMMIT")
 
     async def _one(self, sql: str, args: tuple[object, ...]) -> aiosqlite.Row | None:
-        async with self._db.execute(sql, args) as cursor:
-            return await cursor.fetchone()
+        with self._outages.watching():
+            async with self._db.execute(sql, args) as cursor:
+                return await cursor.fetchone()
+
+    async def _rows(self, sql: str, args: Sequence[object]) -> Iterable[aiosqlite.Row]:
+        with self._outages.watching():
+            async with self._db.execute(sql, args) as cursor:
+                return await cursor.fetchall()
 
     async def _write(self, sql: str, args: tuple[object, ...]) -> None:
-        async with self._writing:
-            await self._db.execute(sql, args)
+        with self._outages.watching():
+            async with self._writing:
+                await self._db.execute(sql, args)
+
+
+def _is_outage(error: BaseException) -> bool:
+    # Locked beyond busy_timeout, or a disk that fails or is full: the environment's
+    # failures, unlike the OperationalErrors a wrong statement raises.
+    message = str(error)
+    return isinstance(error, sqlite3.OperationalError) and any(
+        sign in message for sign in ("locked", "busy", "disk", "unable to open")
+    )
 
 
 async def _use_wal(db: aiosqlite.Connection) -> None:

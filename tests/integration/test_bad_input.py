@@ -19,7 +19,6 @@ from tests.schema import validate_error
     ("query", "named"),
     [
         ({"PageSize": "0"}, "PageSize"),
-        ({"PageSize": "1001"}, "PageSize"),
         ({"PageSize": "ten"}, "PageSize"),
         ({"Page": "-1"}, "Page"),
         ({"Page": "3"}, "Page"),

@@ -78,6 +78,9 @@ class FailsToDeleteOnce:
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         return await self.storage.put(key, chunks)
 
+    async def discard_unfinished(self, prefix: str) -> int:
+        return await self.storage.discard_unfinished(prefix)
+
     async def open(self, key: str, start: int, end: int) -> MediaReader:
         return await self.storage.open(key, start, end)
 

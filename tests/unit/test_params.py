@@ -52,14 +52,27 @@ def test_list_under_a_room_is_filtered_by_that_room() -> None:
     assert parse_list(query(), room_sid=RM).where.room_sid == RM
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("1", 1), ("50", 50), ("100", 100), ("1000", 1000)])
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("1", 1), ("50", 50), ("100", 100), ("1000", 1000), ("007", 7)]
+)
 def test_page_size_from_1_to_1000_is_accepted(raw: str, expected: int) -> None:
-    # The schema says 1..100; the helper library asks for min(limit, 1000) per page.
     assert parse_list(query(("PageSize", raw))).page_size == expected
 
 
-@pytest.mark.parametrize("raw", ["0", "-1", "1001", "100000", "abc", "", "1.5", "1e3", "0x10"])
-def test_page_size_outside_1_to_1000_or_not_an_integer_is_refused(raw: str) -> None:
+@pytest.mark.parametrize("raw", ["1001", "1500", "100000", "9" * 5000])
+def test_page_size_above_1000_is_a_page_of_1000(raw: str) -> None:
+    # twilio-python 9 and twilio-node 6 send PageSize=limit for list(limit=1500).
+    assert parse_list(query(("PageSize", raw))).page_size == 1000
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "0", "-1", "abc", "", "1.5", "1e3", "0x10", "1_0", " 5", "5 ", "+5", "\n5",
+        "\u0665", "\uff15", "\u00b2",
+    ],
+)  # fmt: skip
+def test_page_size_outside_1_to_1000_or_not_ascii_digits_is_refused(raw: str) -> None:
     refused_as("PageSize", ("PageSize", raw))
 
 
@@ -288,7 +301,9 @@ def test_media_link_ttl_from_1_to_3600_is_accepted(raw: str, expected: int) -> N
     assert parse_media_link(query(("Ttl", raw))).ttl == expected
 
 
-@pytest.mark.parametrize("raw", ["0", "-1", "3601", "86400", "abc", "", "1.5"])
+@pytest.mark.parametrize(
+    "raw", ["0", "-1", "3601", "86400", "abc", "", "1.5", "1_0", " 60", "+60", "\u0665", "9" * 5000]
+)
 def test_media_link_ttl_outside_1_to_3600_or_not_an_integer_is_refused(raw: str) -> None:
     with pytest.raises(InvalidParameter) as excinfo:
         parse_media_link(query(("Ttl", raw)))

@@ -1,0 +1,176 @@
+"""The HTTP server under the application: aiohttp's, with the two things it leaves to
+the application that an edge server must do itself.
+
+- A request that cannot even be parsed (a line over 8,190 bytes, more than 128 headers,
+  bytes that are not HTTP) is answered in Twilio's error shape, logged without a
+  traceback and without echoing what the client sent.
+- A client gets GATEWAY_HEADER_TIMEOUT to send a request's line and headers, counted
+  from its first byte (or from the connection's start): a client trickling headers
+  holds a connection for that long, not for ever. Bodies and downloads are not bounded.
+
+aiohttp has no hook for its protocol class, so `GatewayRunner` builds the server with
+the one below; the rest is aiohttp's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, LineTooLong
+from aiohttp.web_protocol import RequestHandler
+
+from gateway.api.middlewares import SECURITY_HEADERS, error_response
+from gateway.errors import BadRequest, GatewayError
+
+log = logging.getLogger(__name__)
+
+
+def _unreadable(exc: BaseException | None) -> GatewayError:
+    """A fixed description per failure: the parser's own message quotes the request."""
+    if isinstance(exc, LineTooLong):
+        return BadRequest("The request line or a header is longer than 8190 bytes")
+    if isinstance(exc, BadHttpMethod):
+        return BadRequest("The request method is not an HTTP method")
+    if isinstance(exc, HttpProcessingError) and "Too many headers" in str(exc):
+        return BadRequest("The request has more than 128 headers")
+    return BadRequest("The request line or headers are not valid HTTP/1.1")
+
+
+class _Protocol(RequestHandler):
+    def __init__(self, manager: web.Server, *, header_timeout: float, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._header_timeout = header_timeout
+        self._header_deadline: asyncio.TimerHandle | None = None
+        self._unanswered = 0  # requests parsed whose response is not finished
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        before = self._request_count  # counts each request the parser completes
+        super().data_received(data)
+        parsed = self._request_count - before
+        if parsed:
+            self._unanswered += parsed
+            self._disarm()
+        elif not self._unanswered and self._header_deadline is None:
+            self._arm()  # the first bytes of the next request on this connection
+
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        try:
+            return await super().finish_response(request, resp, start_time)
+        finally:
+            self._unanswered -= 1
+
+    def _arm(self) -> None:
+        self._header_deadline = self._loop.call_later(self._header_timeout, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _too_slow(self) -> None:
+        self._header_deadline = None
+        log.debug("closing a connection whose request headers took over %gs", self._header_timeout)
+        self.force_close()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            raise ConnectionError("the response has begun; no error answer can follow")
+        if status < 500:
+            log.debug("refused a request it could not parse: %s", type(exc).__name__)
+            error = _unreadable(exc)
+        else:
+            self.log_exception("error answering a request", exc_info=exc)
+            error = GatewayError("Internal Server Error")
+        response = error_response(error)
+        response.headers.extend(SECURITY_HEADERS)
+        response.force_close()
+        return response
+
+
+class _Server(web.Server):
+    def __init__(self, built: web.Server, header_timeout: float) -> None:
+        super().__init__(
+            built.request_handler,
+            request_factory=built.request_factory,
+            handler_cancellation=built.handler_cancellation,
+            loop=built._loop,
+            **built._kwargs,
+        )
+        self._header_timeout = header_timeout
+
+    def __call__(self) -> RequestHandler:
+        return _Protocol(self, loop=self._loop, header_timeout=self._header_timeout, **self._kwargs)
+
+
+class GatewayRunner(web.AppRunner):
+    def __init__(self, app: web.Application, *, header_timeout: float, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._header_timeout = header_timeout
+
+    async def _make_server(self) -> web.Server:
+        return _Server(await super()._make_server(), self._header_timeout)
+
+
+def run(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    header_timeout: float,
+    shutdown_grace: float,
+    loop: asyncio.AbstractEventLoop,
+    announce: Callable[[str], None],
+) -> None:
+    """Serve until SIGINT or SIGTERM, then let requests in flight run for the grace: what
+    `web.run_app` does, on the runner above."""
+    runner = GatewayRunner(
+        app, header_timeout=header_timeout, handle_signals=True, shutdown_timeout=shutdown_grace
+    )
+
+    async def serve() -> None:
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+            announce(f"======== Running on {site.name} ========\n(Press CTRL+C to quit)")
+            await asyncio.Event().wait()  # until a signal raises GracefulExit
+        finally:
+            await runner.cleanup()
+
+    asyncio.set_event_loop(loop)
+    main = loop.create_task(serve())
+    try:
+        loop.run_until_complete(main)
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        main.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            loop.run_until_complete(main)
+        left = asyncio.all_tasks(loop)
+        for task in left:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()

@@ -1,0 +1,39 @@
+"""A database that does not answer is an outage, not a bug: 503 with Retry-After for the
+request, and one log line when it begins and one when it ends, not one per request."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from gateway.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class OutageWatch:
+    def __init__(self, is_outage: Callable[[BaseException], bool]) -> None:
+        self._is_outage = is_outage  # the driver's own sense of "could not reach it"
+        self._since: float | None = None
+
+    @contextmanager
+    def watching(self) -> Iterator[None]:
+        """Around one database operation: its outage raises DatabaseUnavailable."""
+        try:
+            yield
+        except Exception as error:
+            if not self._is_outage(error):
+                raise
+            if self._since is None:
+                self._since = time.monotonic()
+                log.warning(
+                    "database unavailable (%s: %s); answering 503 until it answers again",
+                    type(error).__name__,
+                    error,
+                )
+            raise DatabaseUnavailable("The database is not answering; try again shortly") from None
+        if self._since is not None:
+            log.warning("database answers again, after %.1fs", time.monotonic() - self._since)
+            self._since = None
