@@ -4,8 +4,8 @@ log no traceback: one test per family of requests that once reached a 500."""
 from __future__ import annotations
 
 import base64
-import io
 import dataclasses
+import io
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -25,7 +25,6 @@ from tests.conftest import ADMIN_TOKEN, basic_auth
 from tests.integration.test_recorder_api import declaration
 from tests.raw import exchange, request
 from tests.schema import validate_error
-
 
 # What these requests test lies above the backends, which cannot change the answer.
 one_backend = pytest.mark.parametrize("backends", ["sqlite+local"], indirect=True)
