@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,6 +52,8 @@ class Served:
     base_url: str
     printed: list[str]  # what it printed before it started answering
     process: subprocess.Popen[str]
+    # Everything it printed, read as it comes so that a full pipe never stalls it.
+    output: list[str]
 
     @property
     def pid(self) -> int:
@@ -70,6 +73,7 @@ def serving(env: dict[str, str], *args: str, cwd: Path | None = None) -> Iterato
         text=True,
     )
     lines: list[str] = []
+    drain: threading.Thread | None = None
     try:
         assert process.stdout is not None
         for line in process.stdout:
@@ -78,9 +82,14 @@ def serving(env: dict[str, str], *args: str, cwd: Path | None = None) -> Iterato
                 break
         else:
             raise AssertionError("gateway serve stopped:\n" + "".join(lines))
-        yield Served(f"http://127.0.0.1:{port}", lines, process)
+        output = list(lines)
+        drain = threading.Thread(target=output.extend, args=(process.stdout,), daemon=True)
+        drain.start()
+        yield Served(f"http://127.0.0.1:{port}", lines, process, output)
     finally:
         process.terminate()
         process.wait(timeout=10)
+        if drain is not None:
+            drain.join(timeout=10)
         if process.stdout is not None:
             process.stdout.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -55,7 +56,9 @@ class PostgresStore:
         timeout = settings.database_timeout
         pool = await asyncpg.create_pool(
             settings.database_url,
-            min_size=1,
+            # No floor: asyncpg would keep reconnecting to restore it through an outage,
+            # logging a traceback each time; connections are made as requests need them.
+            min_size=0,
             max_size=settings.database_pool_size,
             timeout=timeout,  # to connect
             command_timeout=timeout,
@@ -80,7 +83,11 @@ class PostgresStore:
             return await getattr(connection, method)(sql, *args)
 
     async def aclose(self) -> None:
-        await self._pool.close()
+        try:
+            await self._pool.close()  # each goodbye bounded by command_timeout
+        except Exception:
+            # The database went away: nobody is left to say goodbye to.
+            self._pool.terminate()
 
     async def check(self) -> None:
         await self._run("fetchval", "SELECT 1")
@@ -165,14 +172,23 @@ class PostgresStore:
 
     @asynccontextmanager
     async def sweep_lock(self) -> AsyncIterator[bool]:
-        # A session-level advisory lock, held on one connection for the whole sweep.
-        async with self._connection() as connection:
-            mine = await connection.fetchval("SELECT pg_try_advisory_lock($1)", _SWEEP_LOCK)
+        # A session-level advisory lock, held on one connection for the whole sweep; the
+        # sweep's own queries say whether the database answers, not this connection.
+        with self._outages.watching():
+            connection = await self._pool.acquire(timeout=self._timeout)
+        try:
+            with self._outages.watching():
+                mine = await connection.fetchval("SELECT pg_try_advisory_lock($1)", _SWEEP_LOCK)
             try:
                 yield bool(mine)
             finally:
+                # A connection lost meanwhile took the lock with it: the server drops a
+                # session's advisory locks as the session ends.
                 if mine:
-                    await connection.execute("SELECT pg_advisory_unlock($1)", _SWEEP_LOCK)
+                    with contextlib.suppress(asyncpg.InterfaceError, *_OUTAGES):
+                        await connection.execute("SELECT pg_advisory_unlock($1)", _SWEEP_LOCK)
+        finally:
+            await self._pool.release(connection)
 
     async def mark_deleted(
         self, sid: str, when: datetime, callback: Callback | None = None
@@ -206,15 +222,17 @@ class PostgresStore:
         return [callback_from_row(row) for row in rows]
 
 
+_OUTAGES: Final = (
+    OSError,  # refused, reset, unreachable
+    TimeoutError,  # no connection, or no answer, in time
+    asyncpg.PostgresConnectionError,  # class 08: the connection broke
+    asyncpg.OperatorInterventionError,  # class 57: shutting down, starting up
+    asyncpg.InsufficientResourcesError,  # class 53: too many connections, disk full
+)
+
+
 def _is_outage(error: BaseException) -> bool:
-    return isinstance(
-        error,
-        OSError  # refused, reset, unreachable
-        | TimeoutError  # no connection, or no answer, in time
-        | asyncpg.PostgresConnectionError  # class 08: the connection broke
-        | asyncpg.OperatorInterventionError  # class 57: shutting down, starting up
-        | asyncpg.InsufficientResourcesError,  # class 53: too many connections, disk full
-    )
+    return isinstance(error, _OUTAGES)
 
 
 async def _add_callback(connection: asyncpg.Connection, callback: Callback | None) -> None:

@@ -40,13 +40,16 @@ class Relay:
         self.upstream = upstream
         self.pipes: set[asyncio.Task[None]] = set()
         self.server: asyncio.Server | None = None
+        self.passing = False
 
     async def open(self, port: int = 0) -> int:
         self.server = await asyncio.start_server(self._relay, "127.0.0.1", port)
+        self.passing = True
         return int(self.server.sockets[0].getsockname()[1])
 
     async def cut(self) -> None:
         assert self.server is not None
+        self.passing = False  # a connection accepted as the cut begins must not get through
         self.server.close()
         for pipe in self.pipes:
             pipe.cancel()
@@ -54,6 +57,9 @@ class Relay:
         await self.server.wait_closed()
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.passing:
+            writer.transport.abort()
+            return
         up_reader, up_writer = await asyncio.open_connection(self.upstream.host, self.upstream.port)
         pipes = [
             asyncio.create_task(_pipe(reader, up_writer)),
@@ -61,7 +67,10 @@ class Relay:
         ]
         self.pipes.update(pipes)
         with suppress(asyncio.CancelledError):
-            await asyncio.gather(*pipes)
+            # Either side closing closes the other, as a TCP proxy does.
+            await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        for pipe in pipes:
+            pipe.cancel()
         for each in (writer, up_writer):
             each.transport.abort()
 
