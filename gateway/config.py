@@ -106,16 +106,22 @@ def _hosts(value: str) -> tuple[str, ...]:
 
 
 def _allowed_hosts(value: str) -> tuple[str, ...]:
-    hosts = tuple(host.strip().lower() for host in value.split(",") if host.strip())
-    for host in hosts:
+    patterns = []
+    for raw in value.split(","):
+        host = raw.strip().lower()
+        if not host:
+            continue
+        # "*.domain" as GATEWAY_CALLBACK_ALLOW spells it, kept as Django's ".domain".
+        host = "." + host[2:] if host.startswith("*.") else host
         name = host.removeprefix(".")
         try:
-            exact = host == "*" or parse_host(name) == (name, "")
+            valid = host == "*" or ("*" not in name and parse_host(name) == (name, ""))
         except InvalidParameter:
-            exact = False
-        if not exact:
-            raise ValueError(f"{host!r} is not a host (without a port), a .domain or *")
-    return hosts
+            valid = False
+        if not valid:
+            raise ValueError(f"{raw.strip()!r} is not a host (without a port), *.domain or *")
+        patterns.append(host)
+    return tuple(patterns)
 
 
 def _signing_keys(value: str) -> tuple[str, ...]:
@@ -202,8 +208,8 @@ SETTINGS: Final = (
         "GATEWAY_ALLOWED_HOSTS",
         "localhost,127.0.0.1,[::1]",
         "Without GATEWAY_PUBLIC_URL, the Host values (any port) the API builds its URLs "
-        "from: exact hosts, .domain for a domain and its subdomains, or *; any other "
-        "Host is answered 400.",
+        "from: exact hosts, *.domain (or .domain) for a domain and its subdomains, or *; "
+        "any other Host is answered 400.",
         _allowed_hosts,
     ),
     Setting(

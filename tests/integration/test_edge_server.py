@@ -64,6 +64,25 @@ async def test_requests_the_parser_refuses_get_twilio_json_and_no_traceback(
     assert not any("Traceback" in line for line in served.output), "".join(served.output)
 
 
+@sqlite_only
+@pytest.mark.parametrize(
+    ("host", "settings", "warned"),
+    [
+        ("0.0.0.0", {}, True),
+        ("0.0.0.0", {"GATEWAY_ALLOWED_HOSTS": "rec.example.com"}, False),
+        ("0.0.0.0", {"GATEWAY_PUBLIC_URL": "https://rec.example.com"}, False),
+        ("127.0.0.1", {}, False),
+    ],
+)
+async def test_serving_beyond_loopback_with_no_host_setting_warns_at_start_up(
+    env: dict[str, str], tmp_path: Path, host: str, settings: dict[str, str], warned: bool
+) -> None:
+    env = {k: v for k, v in env.items() if k != "GATEWAY_PUBLIC_URL"} | settings
+    with serving(env, "--host", host, cwd=tmp_path) as served:
+        printed = "".join(served.printed)
+    assert ("GATEWAY_ALLOWED_HOSTS" in printed) is warned, printed
+
+
 # --- Clients that trickle their request -------------------------------------------------
 
 
@@ -298,10 +317,7 @@ async def test_database_cut_off_is_503_with_retry_after_logged_once_and_heals(
                     break
                 await asyncio.sleep(0.1)
             assert [status for status, _, _ in healed] == [200, 302, 200, 201]
-        stop = asyncio.create_task(asyncio.to_thread(stack.close))
-        while not stop.done():  # the relay serves the stopping process's goodbyes
-            await asyncio.sleep(0.05)
-        await stop
+        await asyncio.to_thread(stack.close)  # the relay serves the process's goodbyes
     await relay.cut()
     text = "".join(served.output)
     assert "Traceback" not in text, text

@@ -51,6 +51,17 @@ def test_settings_read_only_the_given_mapping() -> None:
         # The first key signs, so the order is kept.
         ("GATEWAY_SIGNING_KEYS", f"{KEY_B},{KEY_A}", "signing_keys", (KEY_B, KEY_A)),
         ("GATEWAY_SIGNING_KEYS", f" {KEY_A} , {KEY_B} ", "signing_keys", (KEY_A, KEY_B)),
+        (
+            "GATEWAY_ALLOWED_HOSTS",
+            "Rec.Example.com, .corp.example,[::1],10.0.0.7",
+            "allowed_hosts",
+            ("rec.example.com", ".corp.example", "[::1]", "10.0.0.7"),
+        ),
+        ("GATEWAY_ALLOWED_HOSTS", "*", "allowed_hosts", ("*",)),
+        # As GATEWAY_CALLBACK_ALLOW spells a domain; Django's ".corp.example" works too.
+        ("GATEWAY_ALLOWED_HOSTS", "*.corp.example", "allowed_hosts", (".corp.example",)),
+        ("GATEWAY_HEADER_TIMEOUT", "3s", "header_timeout", 3.0),
+        ("GATEWAY_DATABASE_TIMEOUT", "500", "database_timeout", 500.0),
     ],
 )
 def test_setting_with_a_valid_value_is_parsed(
@@ -81,6 +92,13 @@ def test_setting_with_a_valid_value_is_parsed(
         ("GATEWAY_SIGNING_KEYS", "short"),
         ("GATEWAY_SIGNING_KEYS", f"{KEY_A},short"),
         ("GATEWAY_SIGNING_KEYS", " , "),
+        ("GATEWAY_ALLOWED_HOSTS", "rec.example.com:443"),  # hosts, on any port
+        ("GATEWAY_ALLOWED_HOSTS", "https://rec.example.com"),
+        ("GATEWAY_ALLOWED_HOSTS", "*example.com"),
+        ("GATEWAY_ALLOWED_HOSTS", "a.*.example.com"),
+        ("GATEWAY_ALLOWED_HOSTS", "[::1"),
+        ("GATEWAY_HEADER_TIMEOUT", "0"),
+        ("GATEWAY_DATABASE_TIMEOUT", "-1s"),
     ],
 )
 def test_setting_with_a_bad_value_stops_start_up_naming_the_variable(name: str, raw: str) -> None:
