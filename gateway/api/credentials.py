@@ -39,6 +39,10 @@ def parse_basic(header: str | None) -> tuple[str, str]:
 def parse_bearer(header: str | None) -> bytes:
     """The token of `Bearer <token>` (RFC 6750 §2.1), as the bytes the client sent."""
     scheme, _, token = (header or "").partition(" ")
+    token = token.strip(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthenticated("A valid bearer token is required", challenge=BEARER_CHALLENGE)
-    return token.strip(" ").encode("utf-8", "surrogatepass")
+    try:
+        return token.encode("utf-8", "surrogateescape")  # undoes aiohttp's decoding
+    except UnicodeEncodeError:
+        return token.encode("utf-8", "surrogatepass")  # a surrogate no byte decodes to

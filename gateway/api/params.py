@@ -217,6 +217,10 @@ def _callback_url(body: dict[str, object]) -> str | None:
     if url is None:
         return None
     refused = InvalidParameter("status_callback", "must be an http(s) URL with a valid host")
+    # RFC 3986 §2 has no place for controls or spaces, and urlsplit would quietly drop
+    # some of them, checking another URL than the one stored.
+    if any(char <= " " or char == "\x7f" for char in url):
+        raise refused
     try:
         parts = urlsplit(url)
         # The authority without its userinfo, which a callback URL may carry.

@@ -8,13 +8,29 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from enum import Enum, auto
 from typing import Final
 
-_ASCTIME: Final = re.compile(
-    r"[A-Za-z]{3} [A-Za-z]{3} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4}"
+_MONTHS: Final = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+# RFC 9110 §5.6.7's three forms, DIGIT being ASCII only: IMF-fixdate
+# ("Sun, 06 Nov 1994 08:49:37 GMT"), obsolete RFC 850 ("Sunday, 06-Nov-94 08:49:37 GMT")
+# and asctime ("Sun Nov  6 08:49:37 1994").
+_TIME: Final = r"([0-9]{2}):([0-9]{2}):([0-9]{2})"
+_IMF_FIXDATE: Final = re.compile(
+    rf"[A-Za-z]{{3}}, ([0-9]{{2}}) ([A-Za-z]{{3}}) ([0-9]{{4}}) {_TIME} GMT"
 )
+_RFC_850: Final = re.compile(
+    rf"[A-Za-z]{{6,9}}, ([0-9]{{2}})-([A-Za-z]{{3}})-([0-9]{{2}}) {_TIME} GMT"
+)
+_ASCTIME: Final = re.compile(rf"[A-Za-z]{{3}} ([A-Za-z]{{3}}) ([ 0-9][0-9]) {_TIME} ([0-9]{{4}})")
+# §8.8.3: entity-tag = [ weak ] DQUOTE *etagc DQUOTE; a comma is an etagc, so a list is
+# split on the tags, not on its commas.
+_ENTITY_TAG: Final = re.compile(r'(?:W/)?"[^"]*"|\*')
 
 
 class Decision(Enum):
@@ -24,7 +40,7 @@ class Decision(Enum):
 
 
 def _etags(header: str) -> list[str]:
-    return [tag.strip() for tag in header.split(",") if tag.strip()]
+    return _ENTITY_TAG.findall(header)
 
 
 def _weak_match(tag: str, etag: str) -> bool:
@@ -37,18 +53,36 @@ def _strong_match(tag: str, etag: str) -> bool:
 
 
 def _http_date(header: str | None) -> datetime | None:
-    """An HTTP-date (§5.6.7), or None for anything else, which §13.1.3-4 ignore."""
+    """An HTTP-date (§5.6.7), or None for anything else, a list of dates included,
+    which §13.1.3-4 ignore."""
     if not header:
         return None
     header = header.strip()
-    # IMF-fixdate and RFC 850 dates say GMT; asctime says no zone but means UTC too.
-    if not (header.endswith(" GMT") or _ASCTIME.fullmatch(header)):
+    if match := _IMF_FIXDATE.fullmatch(header):
+        day, month, year, hour, minute, second = match.groups()
+    elif match := _RFC_850.fullmatch(header):
+        day, month, short_year, hour, minute, second = match.groups()
+        year = str(_two_digit_year(int(short_year)))
+    elif match := _ASCTIME.fullmatch(header):
+        month, day, hour, minute, second, year = match.groups()
+    else:
+        return None
+    if month.title() not in _MONTHS:
         return None
     try:
-        moment = parsedate_to_datetime(header)
-    except (TypeError, ValueError):
+        return datetime(
+            int(year), _MONTHS[month.title()], int(day), int(hour), int(minute), int(second),
+            tzinfo=UTC,
+        )  # fmt: skip
+    except ValueError:  # 31 Feb, hour 25, year 0000, a leap second
         return None
-    return moment.replace(tzinfo=UTC)
+
+
+def _two_digit_year(year: int) -> int:
+    # §5.6.7: a two-digit year more than 50 years in the future is in the past century.
+    this_year = datetime.now(UTC).year
+    candidate = this_year - this_year % 100 + year
+    return candidate - 100 if candidate > this_year + 50 else candidate
 
 
 def evaluate(headers: Mapping[str, str], etag: str, last_modified: datetime) -> Decision:

@@ -9,7 +9,9 @@ from gateway.errors import RangeNotSatisfiable
 
 # [0-9], not \d: RFC 5234's DIGIT is ASCII only.
 _SINGLE_RANGE: Final = re.compile(
-    r"bytes[ \t]*=[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*", re.IGNORECASE
+    r"bytes[ \t]*=[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*",
+    # ASCII case only: IGNORECASE alone takes U+017F LATIN SMALL LETTER LONG S for an s.
+    re.IGNORECASE | re.ASCII,
 )
 
 
@@ -20,7 +22,7 @@ _BEYOND_ANY_SIZE: Final = 10**18
 
 def _position(digits: str) -> int:
     significant = digits.lstrip("0")
-    return int(significant or "0") if len(significant) < 18 else _BEYOND_ANY_SIZE
+    return int(significant or "0") if len(significant) <= 18 else _BEYOND_ANY_SIZE
 
 
 def _less(a: str, b: str) -> bool:
