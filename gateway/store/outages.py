@@ -14,8 +14,9 @@ log = logging.getLogger(__name__)
 
 
 class OutageWatch:
-    def __init__(self, is_outage: Callable[[BaseException], bool]) -> None:
+    def __init__(self, is_outage: Callable[[BaseException], bool], what: str = "database") -> None:
         self._is_outage = is_outage  # the driver's own sense of "could not reach it"
+        self._what = what
         self._since: float | None = None
 
     @contextmanager
@@ -29,11 +30,14 @@ class OutageWatch:
             if self._since is None:
                 self._since = time.monotonic()
                 log.warning(
-                    "database unavailable (%s: %s); answering 503 until it answers again",
+                    "%s unavailable (%s: %s); answering 503 until it answers again",
+                    self._what,
                     type(error).__name__,
                     error,
                 )
             raise DatabaseUnavailable("The database is not answering; try again shortly") from None
         if self._since is not None:
-            log.warning("database answers again, after %.1fs", time.monotonic() - self._since)
+            log.warning(
+                "%s available again, after %.1fs", self._what, time.monotonic() - self._since
+            )
             self._since = None

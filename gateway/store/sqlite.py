@@ -49,7 +49,10 @@ class SqliteStore:
         self._db = db
         self._sweeping = asyncio.Lock()
         self._writing = asyncio.Lock()
+        # Another process's write lock holds up writes, not reads (WAL): watched apart, so
+        # reads that still succeed do not end, and restart, the writes' outage.
         self._outages = OutageWatch(_is_outage)
+        self._write_outages = OutageWatch(_is_outage, "database writes")
 
     @classmethod
     async def open(cls, path: Path, busy_timeout: float = 5.0) -> SqliteStore:
@@ -143,7 +146,7 @@ class SqliteStore:
         return [recording_from_row(row) for row in rows]
 
     async def purge_deleted(self, before: datetime) -> int:
-        with self._outages.watching():
+        with self._write_outages.watching():
             async with (
                 self._writing,
                 self._db.execute(PURGE_DELETED.format("?"), (to_micros(before),)) as cursor,
@@ -201,7 +204,7 @@ class SqliteStore:
     async def _transaction(self) -> AsyncIterator[None]:
         # One connection serves every coroutine: the lock keeps other writes out of
         # this transaction, and IMMEDIATE keeps other processes out of the file.
-        with self._outages.watching():
+        with self._write_outages.watching():
             async with self._writing:
                 await self._db.execute("BEGIN IMMEDIATE")
                 try:
@@ -222,7 +225,7 @@ class SqliteStore:
                 return await cursor.fetchall()
 
     async def _write(self, sql: str, args: tuple[object, ...]) -> None:
-        with self._outages.watching():
+        with self._write_outages.watching():
             async with self._writing:
                 await self._db.execute(sql, args)
 

@@ -5,7 +5,9 @@ off under load. Real processes, real sockets."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import ExitStack
@@ -13,8 +15,14 @@ from pathlib import Path
 
 import pytest
 from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
 from yarl import URL
 
+from gateway.accounts import create_account
+from gateway.api.keys import INGESTION, STORE
+from gateway.app import create_app
+from gateway.config import Settings
+from gateway.models import Codec
 from tests.conftest import ADMIN_TOKEN, basic_auth
 from tests.integration.test_health import Relay
 from tests.media import write_noisy_video
@@ -184,7 +192,7 @@ async def _slow_body(first: bytes) -> AsyncIterator[bytes]:
 
 @sqlite_only
 async def test_sigkill_mid_upload_leaves_no_partial_file_once_restarted_and_uploaded_again(
-    env: dict[str, str], tmp_path: Path, media_files: dict[object, Path]
+    env: dict[str, str], tmp_path: Path, media_files: dict[Codec, Path]
 ) -> None:
     env = {**env, "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN}
     media = Path(URL(env["GATEWAY_STORAGE_URL"]).path)
@@ -227,7 +235,7 @@ async def test_sigkill_mid_upload_leaves_no_partial_file_once_restarted_and_uplo
 
 @sqlite_only
 async def test_upload_removes_the_abandoned_partial_file_it_replaces(
-    env: dict[str, str], tmp_path: Path, media_files: dict[object, Path]
+    env: dict[str, str], tmp_path: Path, media_files: dict[Codec, Path]
 ) -> None:
     env = {**env, "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN}
     media = Path(URL(env["GATEWAY_STORAGE_URL"]).path)
@@ -264,7 +272,7 @@ async def _answers(
 
 @postgres_only
 async def test_database_cut_off_is_503_with_retry_after_logged_once_and_heals(
-    env: dict[str, str], tmp_path: Path, media_files: dict[object, Path]
+    env: dict[str, str], tmp_path: Path, media_files: dict[Codec, Path]
 ) -> None:
     upstream = URL(env["GATEWAY_DATABASE_URL"])
     relay = Relay(upstream)
@@ -322,4 +330,32 @@ async def test_database_cut_off_is_503_with_retry_after_logged_once_and_heals(
     text = "".join(served.output)
     assert "Traceback" not in text, text
     assert text.count("database unavailable") == 1, text
-    assert text.count("database answers again") == 1, text
+    assert text.count("database available again") == 1, text
+
+
+@sqlite_only
+async def test_sqlite_locked_beyond_its_timeout_is_503_and_writes_resume_once_released(
+    settings: Settings, media_files: dict[Codec, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = dataclasses.replace(settings, database_timeout=0.2)
+    async with TestServer(create_app(settings, settings.signing_keys), host="127.0.0.1") as server:
+        account = await create_account(server.app[STORE], "Locked out")
+        recording = await server.app[INGESTION].ingest(media_files[Codec.OPUS], account.sid)
+        url = server.make_url(f"/v1/Recordings/{recording.sid}")
+        # Another process holding SQLite's write lock, as a stuck `gateway purge` would.
+        other = sqlite3.connect(settings.sqlite_path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        async with ClientSession(headers=basic_auth(account.sid, account.auth_token)) as http:
+            async with http.get(url) as response:
+                assert response.status == 200  # readers are not held up (WAL)
+            async with http.delete(url) as response:
+                assert response.status == 503
+                assert response.headers["Retry-After"] == "5"
+                validate_error(await response.json(), 503)
+            other.execute("ROLLBACK")
+            other.close()
+            async with http.delete(url) as response:
+                assert response.status == 204
+    outages = [r.getMessage() for r in caplog.records if r.name == "gateway.store.outages"]
+    assert len(outages) == 2  # unavailable, then available again
+    assert not any(r.exc_info for r in caplog.records)
