@@ -17,7 +17,8 @@ from gateway.callbacks.delivery import DeliveryPolicy, delivering
 from gateway.config import Settings
 from gateway.errors import DatabaseUnavailable
 from gateway.ingestion import Ingestion
-from gateway.janitor import remove_leftovers, sweep, utc
+from gateway.instants import utc
+from gateway.janitor import remove_leftovers, sweep
 from gateway.recordings import Recordings
 from gateway.signing import MediaLinkSigner
 from gateway.storage import MediaStorage, open_storage

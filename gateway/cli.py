@@ -28,7 +28,8 @@ from gateway.app import create_app
 from gateway.config import Settings, signing_keys
 from gateway.errors import ConfigError, GatewayError, InvalidParameter, NotFound
 from gateway.ingestion import Ingestion
-from gateway.janitor import sweep, utc
+from gateway.instants import utc
+from gateway.janitor import sweep
 from gateway.models import Codec, MediaType, RecordingFilter, Status
 from gateway.recordings import Recordings
 from gateway.signing import MediaLinkSigner

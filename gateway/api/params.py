@@ -17,9 +17,9 @@ from gateway import sids
 from gateway.errors import InvalidParameter
 from gateway.hosts import parse_host
 from gateway.ingestion import Declaration
+from gateway.instants import from_micros, to_micros
 from gateway.models import Codec, Container, Cursor, MediaType, RecordingFilter, Status
 from gateway.recordings import MediaLinkRequest
-from gateway.store.sql import from_micros, to_micros
 
 DEFAULT_PAGE_SIZE: Final = 50
 MAX_PAGE_SIZE: Final = 1000

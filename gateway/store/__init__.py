@@ -93,9 +93,9 @@ class MetadataStore(Protocol):
 async def open_store(settings: Settings) -> MetadataStore:
     """The backend `settings.database_url` names, its schema brought up to date."""
     if not settings.uses_sqlite:
-        from gateway.store.postgres import PostgresStore
+        from gateway.store.postgres import open_postgres
 
-        return await PostgresStore.open(settings)
-    from gateway.store.sqlite import SqliteStore
+        return await open_postgres(settings)
+    from gateway.store.sqlite import open_sqlite
 
-    return await SqliteStore.open(settings.sqlite_path, settings.database_timeout)
+    return await open_sqlite(settings.sqlite_path, settings.database_timeout)

@@ -1,284 +1,230 @@
-"""SQL shared by the relational stores: the recordings table and its list query."""
+"""The MetadataStore, written once over a small driver per database.
+
+The drivers (sqlite.py, postgres.py) are where the databases differ: connections and
+transactions, the placeholder style, row counts, locking, migrations and what counts as
+an outage. Everything else is here, in SQL both take, with `?` placeholders.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Any, Final, Protocol
 
-from gateway.models import (
-    Callback,
-    Codec,
-    Container,
-    Cursor,
-    Delivery,
-    MediaType,
-    Recording,
-    RecordingFilter,
-    Status,
-)
+from gateway.instants import to_micros
+from gateway.models import Account, ApiKey, Callback, Cursor, Recording, RecordingFilter, Status
+from gateway.store.schema import ACCOUNTS, API_KEYS, CALLBACKS, MIGRATIONS, RECORDINGS
 
-# The schema, one entry per version, in SQL that SQLite and PostgreSQL both take.
-# Instants are bigint microseconds (see to_micros), never a database's own time type.
-MIGRATIONS: Final = (
-    """
-    CREATE TABLE accounts (
-        sid text PRIMARY KEY,
-        friendly_name text NOT NULL,
-        auth_token text NOT NULL,
-        date_created bigint NOT NULL
-    );
-    CREATE TABLE api_keys (
-        sid text PRIMARY KEY,
-        account_sid text NOT NULL REFERENCES accounts (sid),
-        secret_hash text NOT NULL,
-        date_created bigint NOT NULL
-    );
-    CREATE TABLE recordings (
-        sid text PRIMARY KEY,
-        account_sid text NOT NULL REFERENCES accounts (sid),
-        status text NOT NULL,
-        date_created bigint NOT NULL,
-        date_updated bigint NOT NULL,
-        source_sid text NOT NULL,
-        type text NOT NULL,
-        container_format text NOT NULL,
-        codec text NOT NULL,
-        duration integer,
-        size bigint NOT NULL,
-        track_name text NOT NULL,
-        offset_ms bigint NOT NULL,
-        room_sid text,
-        participant_sid text,
-        status_callback text,
-        status_callback_method text,
-        media_key text,
-        media_etag text
-    );
-    -- One index per filter, each ending in the (date_created, sid) paging order, so
-    -- a deep keyset page is an index range scan like the first one.
-    CREATE INDEX recordings_by_date ON recordings (account_sid, date_created, sid);
-    CREATE INDEX recordings_by_room ON recordings (account_sid, room_sid, date_created, sid);
-    CREATE INDEX recordings_by_participant
-        ON recordings (account_sid, participant_sid, date_created, sid);
-    CREATE INDEX recordings_by_source ON recordings (account_sid, source_sid, date_created, sid);
-    CREATE INDEX recordings_by_status ON recordings (account_sid, status, date_created, sid);
-    """,
-    "ALTER TABLE recordings ADD COLUMN failure_reason text",
-    "CREATE INDEX recordings_deleted ON recordings (date_updated) WHERE status = 'deleted'",
-    """
-    CREATE TABLE callbacks (
-        id text PRIMARY KEY,
-        recording_sid text NOT NULL,
-        account_sid text NOT NULL,
-        event text NOT NULL,
-        url text NOT NULL,
-        method text NOT NULL,
-        params text NOT NULL,
-        created bigint NOT NULL,
-        due bigint NOT NULL,
-        attempts integer NOT NULL,
-        state text NOT NULL,
-        delivered bigint,
-        last_error text
-    );
-    CREATE INDEX callbacks_due ON callbacks (due) WHERE state = 'pending';
-    CREATE INDEX callbacks_by_recording ON callbacks (recording_sid, created)
-    """,
-)
 
-RECORDING_COLUMNS: Final = (
-    "sid, account_sid, status, date_created, date_updated, source_sid, type, "
-    "container_format, codec, duration, size, track_name, offset_ms, room_sid, "
-    "participant_sid, status_callback, status_callback_method, media_key, media_etag, "
-    "failure_reason"
-)
+class Statements(Protocol):
+    async def execute(self, sql: str, *args: object) -> int:
+        """Run one statement: how many rows it changed."""
+        ...
 
-CALLBACK_COLUMNS: Final = (
-    "id, recording_sid, account_sid, event, url, method, params, created, due, attempts, "
-    "state, delivered, last_error"
-)
-INSERT_CALLBACK: Final = (
-    f"INSERT INTO callbacks ({CALLBACK_COLUMNS}) VALUES ({', '.join('?' * 13)})"
-)
+    async def fetch(self, sql: str, *args: object) -> list[Sequence[Any]]: ...
+
+
+class Driver(Statements, Protocol):
+    # What makes a row-claiming subquery skip rows another transaction holds.
+    claim_lock: str
+
+    def transaction(self) -> AbstractAsyncContextManager[Statements]: ...
+
+    def sweep_lock(self) -> AbstractAsyncContextManager[bool]: ...
+
+    async def aclose(self) -> None: ...
+
+
+PURGE_BATCH: Final = 1000
+
+# A state change compares status and media, so of two requests racing to move one
+# recording only one wins; '' stands for no media.
+_EXPECTED: Final = "status = ? AND coalesce(media_key, '') = ?"
 # Claiming pushes `due` out by a lease and counts the attempt, in one statement: an
 # instance that dies mid-delivery leaves the event to be claimed again when it expires.
-CLAIM_CALLBACKS: Final = (
+_CLAIM: Final = (
     "UPDATE callbacks SET due = ?, attempts = attempts + 1 WHERE id IN ("
     "SELECT id FROM callbacks WHERE state = 'pending' AND due <= ? ORDER BY due LIMIT ? {lock}"
-    f") RETURNING {CALLBACK_COLUMNS}"
-)
-FINISH_CALLBACK: Final = (
-    "UPDATE callbacks SET due = ?, state = ?, delivered = ?, last_error = ? WHERE id = ?"
-)
-LIST_CALLBACKS: Final = (
-    f"SELECT {CALLBACK_COLUMNS} FROM callbacks WHERE (? = '' OR recording_sid = ?) "
-    "ORDER BY created, id LIMIT ?"
-)
-
-# The janitor's queries, with {} where each store puts its placeholder.
-# Completed with "IN (…)" or "= ANY(…)", whichever the database takes for a list.
-MEDIA_KEYS: Final = "SELECT sid, media_key FROM recordings WHERE media_key IS NOT NULL AND sid {}"
-DELETED_WITH_MEDIA: Final = (
-    f"SELECT {RECORDING_COLUMNS} FROM recordings "
-    "WHERE status = 'deleted' AND media_key IS NOT NULL ORDER BY date_updated LIMIT {}"
-)
-PURGE_DELETED: Final = (
-    "DELETE FROM recordings WHERE status = 'deleted' AND media_key IS NULL AND date_updated < {}"
+    f") RETURNING {CALLBACKS.column_list}"
 )
 
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+class SqlStore:
+    schema_version: int = len(MIGRATIONS)
+
+    def __init__(self, driver: Driver) -> None:
+        self._db = driver
+
+    async def aclose(self) -> None:
+        await self._db.aclose()
+
+    async def check(self) -> None:
+        await self._db.fetch("SELECT 1")
+
+    async def add_account(self, account: Account) -> None:
+        await self._db.execute(ACCOUNTS.insert, *ACCOUNTS.row(account))
+
+    async def get_account(self, sid: str) -> Account | None:
+        rows = await self._db.fetch(f"{ACCOUNTS.select} WHERE sid = ?", sid)
+        return ACCOUNTS.record(rows[0]) if rows else None
+
+    async def add_api_key(self, key: ApiKey) -> None:
+        await self._db.execute(API_KEYS.insert, *API_KEYS.row(key))
+
+    async def get_api_key(self, sid: str) -> ApiKey | None:
+        rows = await self._db.fetch(f"{API_KEYS.select} WHERE sid = ?", sid)
+        return API_KEYS.record(rows[0]) if rows else None
+
+    async def add_recording(self, recording: Recording, callback: Callback | None = None) -> None:
+        async with self._db.transaction() as db:
+            await db.execute(RECORDINGS.insert, *RECORDINGS.row(recording))
+            await _announce(db, callback)
+
+    async def get_recording(self, sid: str) -> Recording | None:
+        rows = await self._db.fetch(f"{RECORDINGS.select} WHERE sid = ?", sid)
+        return RECORDINGS.record(rows[0]) if rows else None
+
+    async def list_recordings(
+        self, account_sid: str, where: RecordingFilter, after: Cursor | None, limit: int
+    ) -> list[Recording]:
+        sql, args = _list_query(account_sid, where, after, limit)
+        return [RECORDINGS.record(row) for row in await self._db.fetch(sql, *args)]
+
+    async def update_recording(
+        self, recording: Recording, expected: Recording, callback: Callback | None = None
+    ) -> bool:
+        async with self._db.transaction() as db:
+            updated = await db.execute(
+                f"UPDATE recordings SET {RECORDINGS.assign_mutable} WHERE sid = ? AND {_EXPECTED}",
+                *RECORDINGS.mutable_row(recording),
+                recording.sid,
+                expected.status.value,
+                expected.media_key or "",
+            )
+            if updated:
+                await _announce(db, callback)
+        return updated == 1
+
+    async def mark_deleted(
+        self, sid: str, when: datetime, callback: Callback | None = None
+    ) -> Recording | None:
+        async with self._db.transaction() as db:
+            rows = await db.fetch(
+                "UPDATE recordings SET status = ?, date_updated = ? WHERE sid = ? AND status <> ? "
+                f"RETURNING {RECORDINGS.column_list}",
+                Status.DELETED.value,
+                to_micros(when),
+                sid,
+                Status.DELETED.value,
+            )
+            if rows:
+                await _announce(db, callback)
+        return RECORDINGS.record(rows[0]) if rows else await self.get_recording(sid)
+
+    async def claim_callbacks(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[Callback]:
+        sql = _CLAIM.format(lock=self._db.claim_lock)
+        async with self._db.transaction() as db:
+            rows = await db.fetch(sql, to_micros(lease_until), to_micros(now), limit)
+        return [CALLBACKS.record(row) for row in rows]
+
+    async def finish_callback(self, callback: Callback) -> None:
+        await self._db.execute(
+            f"UPDATE callbacks SET {CALLBACKS.assign_mutable} WHERE id = ?",
+            *CALLBACKS.mutable_row(callback),
+            callback.id,
+        )
+
+    async def list_callbacks(self, recording_sid: str | None, limit: int) -> list[Callback]:
+        sid = recording_sid or ""
+        rows = await self._db.fetch(
+            f"{CALLBACKS.select} WHERE (? = '' OR recording_sid = ?) ORDER BY created, id LIMIT ?",
+            sid,
+            sid,
+            limit,
+        )
+        return [CALLBACKS.record(row) for row in rows]
+
+    async def media_keys(self, sids: Sequence[str]) -> dict[str, str]:
+        if not sids:
+            return {}
+        rows = await self._db.fetch(
+            "SELECT sid, media_key FROM recordings WHERE media_key IS NOT NULL "
+            f"AND sid IN ({', '.join('?' * len(sids))})",
+            *sids,
+        )
+        return {row[0]: row[1] for row in rows}
+
+    async def deleted_with_media(self, limit: int) -> list[Recording]:
+        rows = await self._db.fetch(
+            f"{RECORDINGS.select} WHERE status = 'deleted' AND media_key IS NOT NULL "
+            "ORDER BY date_updated LIMIT ?",
+            limit,
+        )
+        return [RECORDINGS.record(row) for row in rows]
+
+    async def purge_deleted(self, before: datetime) -> int:
+        # In batches: each statement short, however many a retention period lets go.
+        purged = 0
+        while True:
+            done = await self._db.execute(
+                "DELETE FROM recordings WHERE sid IN (SELECT sid FROM recordings WHERE "
+                "status = 'deleted' AND media_key IS NULL AND date_updated < ? LIMIT ?)",
+                to_micros(before),
+                PURGE_BATCH,
+            )
+            purged += done
+            if done < PURGE_BATCH:
+                return purged
+
+    def sweep_lock(self) -> AbstractAsyncContextManager[bool]:
+        return self._db.sweep_lock()
 
 
-def to_micros(moment: datetime) -> int:
-    """Instants are kept as integer microseconds since the epoch: exact and sortable."""
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+async def _announce(db: Statements, callback: Callback | None) -> None:
+    if callback is not None:
+        await db.execute(CALLBACKS.insert, *CALLBACKS.row(callback))
 
 
-def from_micros(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
-
-
-def recording_row(r: Recording) -> tuple[Any, ...]:
-    return (
-        r.sid, r.account_sid, r.status.value, to_micros(r.date_created),
-        to_micros(r.date_updated), r.source_sid, r.type.value, r.container_format.value,
-        r.codec.value, r.duration, r.size, r.track_name, r.offset, r.room_sid,
-        r.participant_sid, r.status_callback, r.status_callback_method, r.media_key,
-        r.media_etag, r.failure_reason,
-    )  # fmt: skip
-
-
-def recording_from_row(row: Sequence[Any]) -> Recording:
-    return Recording(
-        sid=row[0],
-        account_sid=row[1],
-        status=Status(row[2]),
-        date_created=from_micros(row[3]),
-        date_updated=from_micros(row[4]),
-        source_sid=row[5],
-        type=MediaType(row[6]),
-        container_format=Container(row[7]),
-        codec=Codec(row[8]),
-        duration=row[9],
-        size=row[10],
-        track_name=row[11],
-        offset=row[12],
-        room_sid=row[13],
-        participant_sid=row[14],
-        status_callback=row[15],
-        status_callback_method=row[16],
-        media_key=row[17],
-        media_etag=row[18],
-        failure_reason=row[19],
-    )
-
-
-# What a state change may rewrite; the rest of a recording is fixed at creation.
-MUTABLE_COLUMNS: Final = (
-    "status", "date_updated", "duration", "size", "media_key", "media_etag", "failure_reason",
-)  # fmt: skip
-
-
-# The compare half of update_recording's compare-and-set; '' stands for no media.
-EXPECTED_STATE: Final = "status = {} AND coalesce(media_key, '') = {}"
-
-
-def expected_values(r: Recording) -> tuple[str, str]:
-    return r.status.value, r.media_key or ""
-
-
-def mutable_values(r: Recording) -> tuple[Any, ...]:
-    return (
-        r.status.value, to_micros(r.date_updated), r.duration, r.size, r.media_key,
-        r.media_etag, r.failure_reason,
-    )  # fmt: skip
-
-
-def list_query(
-    account_sid: str,
-    where: RecordingFilter,
-    after: Cursor | None,
-    limit: int,
-    placeholder: Callable[[int], str],
+def _list_query(
+    account_sid: str, where: RecordingFilter, after: Cursor | None, limit: int
 ) -> tuple[str, list[Any]]:
-    """The keyset query behind every recordings list, for `placeholder(n)` style binds.
+    """The keyset query behind every recordings list.
 
     The order (date_created, sid) is unique, so a cursor names one exact position and
     a deep page costs what the first does on the (account_sid, date_created, sid) index.
     """
-    args: list[Any] = []
+    clauses, args = ["account_sid = ?"], [account_sid]
 
-    def bind(value: Any) -> str:
-        args.append(value)
-        return placeholder(len(args))
+    def where_(clause: str, *values: Any) -> None:
+        clauses.append(clause)
+        args.extend(values)
 
-    clauses = [f"account_sid = {bind(account_sid)}"]
     if where.status is None:
-        clauses.append(f"status <> {bind(Status.DELETED.value)}")
+        where_("status <> ?", Status.DELETED.value)
     else:
-        clauses.append(f"status = {bind(where.status.value)}")
+        where_("status = ?", where.status.value)
     if where.source_sid is not None:
-        clauses.append(f"source_sid = {bind(where.source_sid)}")
+        where_("source_sid = ?", where.source_sid)
     if where.room_sid is not None:
-        clauses.append(f"room_sid = {bind(where.room_sid)}")
+        where_("room_sid = ?", where.room_sid)
     for sid in where.grouping_sids:
-        value = bind(sid)
-        clauses.append(f"(room_sid = {value} OR participant_sid = {value})")
+        where_("(room_sid = ? OR participant_sid = ?)", sid, sid)
     if where.created_after is not None:
-        clauses.append(f"date_created >= {bind(to_micros(where.created_after))}")
+        where_("date_created >= ?", to_micros(where.created_after))
     if where.created_before is not None:
-        clauses.append(f"date_created < {bind(to_micros(where.created_before))}")
+        where_("date_created < ?", to_micros(where.created_before))
     if where.media_type is not None:
-        clauses.append(f"type = {bind(where.media_type.value)}")
+        where_("type = ?", where.media_type.value)
     order = "DESC"
     if after is not None:
-        comparison = "<" if after.forward else ">"
         order = "DESC" if after.forward else "ASC"
-        created, sid = bind(to_micros(after.date_created)), bind(after.sid)
-        clauses.append(f"(date_created, sid) {comparison} ({created}, {sid})")
+        comparison = "<" if after.forward else ">"
+        where_(f"(date_created, sid) {comparison} (?, ?)", to_micros(after.date_created), after.sid)
     sql = (
-        f"SELECT {RECORDING_COLUMNS} FROM recordings WHERE {' AND '.join(clauses)} "
-        f"ORDER BY date_created {order}, sid {order} LIMIT {bind(limit)}"
+        f"{RECORDINGS.select} WHERE {' AND '.join(clauses)} "
+        f"ORDER BY date_created {order}, sid {order} LIMIT ?"
     )
-    return sql, args
-
-
-def numbered(sql: str) -> str:
-    """`?` placeholders as PostgreSQL's $1, $2, …; the SQL here has no literal `?`."""
-    parts = sql.split("?")
-    return "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], start=1)) + parts[-1]
-
-
-def callback_row(c: Callback) -> tuple[Any, ...]:
-    delivered = None if c.delivered is None else to_micros(c.delivered)
-    return (
-        c.id, c.recording_sid, c.account_sid, c.event, c.url, c.method,
-        json.dumps(c.params, sort_keys=True), to_micros(c.created), to_micros(c.due),
-        c.attempts, c.state.value, delivered, c.last_error,
-    )  # fmt: skip
-
-
-def callback_from_row(row: Sequence[Any]) -> Callback:
-    return Callback(
-        id=row[0],
-        recording_sid=row[1],
-        account_sid=row[2],
-        event=row[3],
-        url=row[4],
-        method=row[5],
-        params=json.loads(row[6]),
-        created=from_micros(row[7]),
-        due=from_micros(row[8]),
-        attempts=row[9],
-        state=Delivery(row[10]),
-        delivered=None if row[11] is None else from_micros(row[11]),
-        last_error=row[12],
-    )
-
-
-def finish_values(c: Callback) -> tuple[Any, ...]:
-    delivered = None if c.delivered is None else to_micros(c.delivered)
-    return to_micros(c.due), c.state.value, delivered, c.last_error, c.id
+    return sql, [*args, limit]

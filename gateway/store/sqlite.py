@@ -1,157 +1,109 @@
-"""Metadata in SQLite: the embedded default."""
+"""The SQLite driver: the embedded default, one process's metadata in one file."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import aiosqlite
 
-from gateway.models import Account, ApiKey, Callback, Cursor, Recording, RecordingFilter, Status
+from gateway.errors import DatabaseUnavailable
 from gateway.store.outages import OutageWatch
-from gateway.store.sql import (
-    CLAIM_CALLBACKS,
-    DELETED_WITH_MEDIA,
-    EXPECTED_STATE,
-    FINISH_CALLBACK,
-    INSERT_CALLBACK,
-    LIST_CALLBACKS,
-    MEDIA_KEYS,
-    MIGRATIONS,
-    MUTABLE_COLUMNS,
-    PURGE_DELETED,
-    RECORDING_COLUMNS,
-    callback_from_row,
-    callback_row,
-    expected_values,
-    finish_values,
-    from_micros,
-    list_query,
-    mutable_values,
-    recording_from_row,
-    recording_row,
-    to_micros,
-)
+from gateway.store.schema import MIGRATIONS
+from gateway.store.sql import SqlStore, Statements
 
 WAL_ATTEMPTS: Final = 20
 
 
-class SqliteStore:
-    schema_version: int = len(MIGRATIONS)
+class _On:
+    """Statements on one connection, inside a transaction someone else holds."""
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
+
+    async def execute(self, sql: str, *args: object) -> int:
+        async with self._db.execute(sql, args) as cursor:
+            return cursor.rowcount
+
+    async def fetch(self, sql: str, *args: object) -> list[Sequence[Any]]:
+        async with self._db.execute(sql, args) as cursor:
+            return list(await cursor.fetchall())
+
+
+class SqliteDriver:
+    """Two connections, each with its own thread: reads never queue behind a write
+    waiting for another process's lock, and they see committed rows only (WAL)."""
+
+    claim_lock = ""  # one instance: the write lock is enough
+
+    def __init__(
+        self, reader: aiosqlite.Connection, writer: aiosqlite.Connection, timeout: float
+    ) -> None:
+        self._reads, self._writes = _On(reader), _On(writer)
+        self._reader, self._writer = reader, writer
+        self._timeout = timeout
+        self._writing = asyncio.Lock()  # one transaction at a time on the writer
         self._sweeping = asyncio.Lock()
-        self._writing = asyncio.Lock()
-        # Another process's write lock holds up writes, not reads (WAL): watched apart, so
+        # Another process's write lock holds up writes, not reads: watched apart, so
         # reads that still succeed do not end, and restart, the writes' outage.
-        self._outages = OutageWatch(_is_outage)
+        self._read_outages = OutageWatch(_is_outage)
         self._write_outages = OutageWatch(_is_outage, "database writes")
 
     @classmethod
-    async def open(cls, path: Path, busy_timeout: float = 5.0) -> SqliteStore:
-        if str(path) != ":memory:":
-            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-        # Autocommit: each statement is its own transaction unless we BEGIN one.
-        db = await aiosqlite.connect(path, isolation_level=None)
+    async def open(cls, path: Path, busy_timeout: float) -> SqliteDriver:
+        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        writer = await _connect(path, busy_timeout)
         try:
-            # Another process holding the write lock longer than this is an outage.
-            await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            await _use_wal(db)
-            await db.execute("PRAGMA foreign_keys = ON")
-            await _migrate(db)
+            await _use_wal(writer)
+            await _migrate(writer)
+            reader = await _connect(path, busy_timeout)
         except BaseException:
-            await db.close()
+            await writer.close()
             raise
-        return cls(db)
+        return cls(reader, writer, busy_timeout)
 
     async def aclose(self) -> None:
-        await self._db.close()
+        await self._reader.close()
+        await self._writer.close()
 
-    async def check(self) -> None:
-        await self._one("SELECT 1", ())
+    async def fetch(self, sql: str, *args: object) -> list[Sequence[Any]]:
+        with self._read_outages.watching():
+            return await self._reads.fetch(sql, *args)
 
-    async def add_account(self, account: Account) -> None:
-        await self._write(
-            "INSERT INTO accounts VALUES (?, ?, ?, ?)",
-            (
-                account.sid,
-                account.friendly_name,
-                account.auth_token,
-                to_micros(account.date_created),
-            ),
-        )
+    async def execute(self, sql: str, *args: object) -> int:
+        async with self.transaction() as db:
+            return await db.execute(sql, *args)
 
-    async def get_account(self, sid: str) -> Account | None:
-        row = await self._one("SELECT * FROM accounts WHERE sid = ?", (sid,))
-        return None if row is None else Account(row[0], row[1], row[2], from_micros(row[3]))
-
-    async def add_api_key(self, key: ApiKey) -> None:
-        await self._write(
-            "INSERT INTO api_keys VALUES (?, ?, ?, ?)",
-            (key.sid, key.account_sid, key.secret_hash, to_micros(key.date_created)),
-        )
-
-    async def get_api_key(self, sid: str) -> ApiKey | None:
-        row = await self._one("SELECT * FROM api_keys WHERE sid = ?", (sid,))
-        return None if row is None else ApiKey(row[0], row[1], row[2], from_micros(row[3]))
-
-    async def add_recording(self, recording: Recording, callback: Callback | None = None) -> None:
-        placeholders = ", ".join("?" * len(RECORDING_COLUMNS.split(",")))
-        async with self._transaction():
-            await self._db.execute(
-                f"INSERT INTO recordings ({RECORDING_COLUMNS}) VALUES ({placeholders})",
-                recording_row(recording),
-            )
-            await self._add_callback(callback)
-
-    async def get_recording(self, sid: str) -> Recording | None:
-        row = await self._one(f"SELECT {RECORDING_COLUMNS} FROM recordings WHERE sid = ?", (sid,))
-        return None if row is None else recording_from_row(row)
-
-    async def list_recordings(
-        self, account_sid: str, where: RecordingFilter, after: Cursor | None, limit: int
-    ) -> list[Recording]:
-        sql, args = list_query(account_sid, where, after, limit, lambda n: f"?{n}")
-        return [recording_from_row(row) for row in await self._rows(sql, args)]
-
-    async def update_recording(
-        self, recording: Recording, expected: Recording, callback: Callback | None = None
-    ) -> bool:
-        assignments = ", ".join(f"{column} = ?" for column in MUTABLE_COLUMNS)
-        async with self._transaction():
-            async with self._db.execute(
-                f"UPDATE recordings SET {assignments} "
-                f"WHERE sid = ? AND {EXPECTED_STATE.format('?', '?')}",
-                (*mutable_values(recording), recording.sid, *expected_values(expected)),
-            ) as cursor:
-                updated = cursor.rowcount == 1
-            if updated:
-                await self._add_callback(callback)
-        return updated
-
-    async def media_keys(self, sids: Sequence[str]) -> dict[str, str]:
-        marks = ", ".join("?" * len(sids))
-        rows = await self._rows(MEDIA_KEYS.format(f"IN ({marks})"), tuple(sids))
-        return {row[0]: row[1] for row in rows}
-
-    async def deleted_with_media(self, limit: int) -> list[Recording]:
-        rows = await self._rows(DELETED_WITH_MEDIA.format("?"), (limit,))
-        return [recording_from_row(row) for row in rows]
-
-    async def purge_deleted(self, before: datetime) -> int:
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Statements]:
         with self._write_outages.watching():
-            async with (
-                self._writing,
-                self._db.execute(PURGE_DELETED.format("?"), (to_micros(before),)) as cursor,
-            ):
-                return cursor.rowcount
+            await self._take_write_turn()
+            try:
+                # IMMEDIATE takes SQLite's write lock now, waiting up to busy_timeout
+                # for another process to let go of it.
+                await self._writer.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._writes
+                except BaseException:
+                    await self._writer.execute("ROLLBACK")
+                    raise
+                await self._writer.execute("COMMIT")
+            finally:
+                self._writing.release()
+
+    async def _take_write_turn(self) -> None:
+        # Writes queue here behind one another; bounded, so that during an outage they
+        # do not wait a busy_timeout each, one after the other.
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._writing.acquire()
+        except TimeoutError:
+            raise DatabaseUnavailable("The database is busy; try again shortly") from None
 
     @asynccontextmanager
     async def sweep_lock(self) -> AsyncIterator[bool]:
@@ -162,72 +114,22 @@ class SqliteStore:
         async with self._sweeping:
             yield True
 
-    async def mark_deleted(
-        self, sid: str, when: datetime, callback: Callback | None = None
-    ) -> Recording | None:
-        async with self._transaction():
-            async with self._db.execute(
-                f"UPDATE recordings SET status = ?, date_updated = ? "
-                f"WHERE sid = ? AND status <> ? RETURNING {RECORDING_COLUMNS}",
-                (Status.DELETED.value, to_micros(when), sid, Status.DELETED.value),
-            ) as cursor:
-                row = await cursor.fetchone()
-            if row is not None:
-                await self._add_callback(callback)
-        return recording_from_row(row) if row is not None else await self.get_recording(sid)
 
-    async def claim_callbacks(
-        self, now: datetime, lease_until: datetime, limit: int
-    ) -> list[Callback]:
-        sql = CLAIM_CALLBACKS.format(lock="")  # one instance: the write lock is enough
-        async with (
-            self._transaction(),
-            self._db.execute(sql, (to_micros(lease_until), to_micros(now), limit)) as cursor,
-        ):
-            rows = await cursor.fetchall()
-        return [callback_from_row(row) for row in rows]
+async def open_sqlite(path: Path, busy_timeout: float = 5.0) -> SqlStore:
+    return SqlStore(await SqliteDriver.open(path, busy_timeout))
 
-    async def finish_callback(self, callback: Callback) -> None:
-        await self._write(FINISH_CALLBACK, finish_values(callback))
 
-    async def list_callbacks(self, recording_sid: str | None, limit: int) -> list[Callback]:
-        sid = recording_sid or ""
-        return [
-            callback_from_row(row) for row in await self._rows(LIST_CALLBACKS, (sid, sid, limit))
-        ]
-
-    async def _add_callback(self, callback: Callback | None) -> None:
-        if callback is not None:
-            await self._db.execute(INSERT_CALLBACK, callback_row(callback))
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[None]:
-        # One connection serves every coroutine: the lock keeps other writes out of
-        # this transaction, and IMMEDIATE keeps other processes out of the file.
-        with self._write_outages.watching():
-            async with self._writing:
-                await self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield
-                except BaseException:
-                    await self._db.execute("ROLLBACK")
-                    raise
-                await self._db.execute("COMMIT")
-
-    async def _one(self, sql: str, args: tuple[object, ...]) -> aiosqlite.Row | None:
-        with self._outages.watching():
-            async with self._db.execute(sql, args) as cursor:
-                return await cursor.fetchone()
-
-    async def _rows(self, sql: str, args: Sequence[object]) -> Iterable[aiosqlite.Row]:
-        with self._outages.watching():
-            async with self._db.execute(sql, args) as cursor:
-                return await cursor.fetchall()
-
-    async def _write(self, sql: str, args: tuple[object, ...]) -> None:
-        with self._write_outages.watching():
-            async with self._writing:
-                await self._db.execute(sql, args)
+async def _connect(path: Path, busy_timeout: float) -> aiosqlite.Connection:
+    # Autocommit: each statement is its own transaction unless we BEGIN one.
+    db = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        # Another process holding the write lock longer than this is an outage.
+        await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        await db.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        await db.close()
+        raise
+    return db
 
 
 def _is_outage(error: BaseException) -> bool:

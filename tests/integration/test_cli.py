@@ -13,7 +13,7 @@ import pytest
 
 from gateway.config import Settings
 from gateway.models import Codec
-from gateway.store.sql import MIGRATIONS
+from gateway.store.schema import MIGRATIONS
 from tests.backends import stored
 from tests.conftest import basic_auth
 from tests.media import require_ffmpeg, write_mp3_in_matroska

@@ -17,7 +17,8 @@ from gateway import janitor
 from gateway.api.keys import INGESTION, STORAGE, STORE
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.janitor import LEFTOVER_AGE, remove_leftovers, sweep, utc
+from gateway.instants import utc
+from gateway.janitor import LEFTOVER_AGE, remove_leftovers, sweep
 from gateway.models import Account, Codec, Recording
 from gateway.sids import mint
 from gateway.storage import MediaReader, MediaStorage, open_storage
