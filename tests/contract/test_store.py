@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from gateway.config import Settings
@@ -269,7 +271,9 @@ async def test_media_keys_answers_for_many_recordings_in_one_query(
     assert await store.media_keys([]) == {}
 
 
-async def test_one_sweeper_at_a_time(store_settings: Settings) -> None:
+async def test_sweep_lock_is_one_per_database_on_postgres_and_one_per_store_on_sqlite(
+    store_settings: Settings,
+) -> None:
     first, second = await open_store(store_settings), await open_store(store_settings)
     try:
         async with first.sweep_lock() as mine:
@@ -347,3 +351,104 @@ async def test_each_due_callback_is_claimed_by_one_instance_until_its_lease_ends
     finally:
         await first.aclose()
         await second.aclose()
+
+
+V4 = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
+V4_ACCOUNT = "AC" + "a" * 32
+
+
+async def _write_version_4(settings: Settings) -> None:
+    """Lay down the database that schema version 4's code wrote (a dump of one)."""
+    dump = (Path(__file__).parent / "data" / "schema_v4.sql").read_text()
+    statements = [part for part in dump.split(";\n") if part.strip()]
+    if settings.uses_sqlite:
+        db = sqlite3.connect(settings.sqlite_path)
+        db.executescript(";\n".join([*statements, "PRAGMA user_version = 4", ""]))
+        db.close()
+        return
+    connection = await asyncpg.connect(settings.database_url)
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+        await connection.execute(
+            "CREATE TABLE gateway_schema (version integer PRIMARY KEY, "
+            "applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        await connection.execute("INSERT INTO gateway_schema (version) VALUES (1), (2), (3), (4)")
+    finally:
+        await connection.close()
+
+
+async def test_a_database_written_by_schema_version_4_opens_with_nothing_lost(
+    store_settings: Settings,
+) -> None:
+    await _write_version_4(store_settings)
+    store = await open_store(store_settings)
+    try:
+        assert await store.get_account(V4_ACCOUNT) == Account(
+            V4_ACCOUNT, "Before the upgrade", "f" * 32, V4
+        )
+        assert await store.get_api_key("SK" + "b" * 32) == ApiKey(
+            "SK" + "b" * 32, V4_ACCOUNT, "0" * 64, V4
+        )
+        completed = Recording(
+            sid="RT" + "1" * 32,
+            account_sid=V4_ACCOUNT,
+            status=Status.COMPLETED,
+            date_created=V4,
+            date_updated=V4 + timedelta(seconds=5),
+            source_sid="MT" + "2" * 32,
+            type=MediaType.VIDEO,
+            container_format=Container.MKV,
+            codec=Codec.VP8,
+            duration=42,
+            size=123456,
+            track_name="camera",
+            offset=1200,
+            room_sid="RM" + "3" * 32,
+            participant_sid="PA" + "4" * 32,
+            status_callback="https://app.example.com/cb",
+            status_callback_method="POST",
+            media_key=f"{V4_ACCOUNT}/RT{'1' * 32}/abcdef.mkv",
+            media_etag='"0123456789abcdef0123456789abcdef"',
+        )
+        failed = Recording(
+            sid="RT" + "5" * 32,
+            account_sid=V4_ACCOUNT,
+            status=Status.FAILED,
+            date_created=V4 - timedelta(days=1),
+            date_updated=V4,
+            source_sid="MT" + "6" * 32,
+            type=MediaType.AUDIO,
+            container_format=Container.MKA,
+            codec=Codec.OPUS,
+            duration=0,
+            size=0,
+            track_name="microphone",
+            offset=0,
+            failure_reason="the uploaded media is empty",
+        )
+        page = await store.list_recordings(V4_ACCOUNT, RecordingFilter(), None, 10)
+        assert page == [completed, failed]
+        assert await store.list_callbacks(completed.sid, 10) == [
+            Callback(
+                id="cb-1",
+                recording_sid=completed.sid,
+                account_sid=V4_ACCOUNT,
+                event="recording-completed",
+                url="https://app.example.com/cb",
+                method="POST",
+                params={
+                    "RecordingSid": completed.sid,
+                    "StatusCallbackEvent": "recording-completed",
+                },
+                created=V4,
+                due=V4 + timedelta(seconds=1),
+                attempts=2,
+                state=Delivery.DELIVERED,
+                delivered=V4 + timedelta(seconds=2),
+            )
+        ]
+        assert store.schema_version == 4
+    finally:
+        await store.aclose()
