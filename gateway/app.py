@@ -15,7 +15,7 @@ from gateway.api.middlewares import add_security_headers, admin_bearer, basic_au
 from gateway.api.routes import ROUTES
 from gateway.callbacks.delivery import DeliveryPolicy, delivering
 from gateway.config import Settings
-from gateway.errors import DatabaseUnavailable
+from gateway.errors import Unavailable
 from gateway.ingestion import Ingestion
 from gateway.instants import utc
 from gateway.janitor import remove_leftovers, sweep
@@ -35,15 +35,15 @@ async def _sweep_now_and_then(
         # them at once, as their writers are gone), then finished but unclaimed media.
         await storage.discard_unfinished("")
         await remove_leftovers(store, storage, utc(now()))
-    except DatabaseUnavailable:
-        pass  # the store logs an outage once
+    except Unavailable:
+        pass  # the backend that is down logs it, once
     except Exception:
         log.exception("looking for leftover media failed; the next start will try again")
     while True:
         await asyncio.sleep(settings.janitor_interval)
         try:
             await sweep(store, storage, settings.deleted_retention, utc(now()))
-        except DatabaseUnavailable:
+        except Unavailable:
             pass
         except Exception:
             log.exception("janitor sweep failed; the next one will try again")

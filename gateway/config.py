@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from gateway.errors import ConfigError, InvalidParameter
-from gateway.hosts import parse_host
+from gateway.errors import ConfigError
+from gateway.hosts import host_patterns
 
 
 def _port(value: str) -> int:
@@ -96,32 +96,6 @@ def _admin_token(value: str) -> str | None:
     if value and len(value) < 16:
         raise ValueError("must be at least 16 characters long")
     return value or None
-
-
-def _hosts(value: str) -> tuple[str, ...]:
-    hosts = tuple(host.strip().lower() for host in value.split(",") if host.strip())
-    if any("/" in host or " " in host for host in hosts):
-        raise ValueError("must list hosts, not URLs: hooks.example.com,*.corp.example,10.0.0.7")
-    return hosts
-
-
-def _allowed_hosts(value: str) -> tuple[str, ...]:
-    patterns = []
-    for raw in value.split(","):
-        host = raw.strip().lower()
-        if not host:
-            continue
-        # "*.domain" as GATEWAY_CALLBACK_ALLOW spells it, kept as Django's ".domain".
-        host = "." + host[2:] if host.startswith("*.") else host
-        name = host.removeprefix(".")
-        try:
-            valid = host == "*" or ("*" not in name and parse_host(name) == (name, ""))
-        except InvalidParameter:
-            valid = False
-        if not valid:
-            raise ValueError(f"{raw.strip()!r} is not a host (without a port), *.domain or *")
-        patterns.append(host)
-    return tuple(patterns)
 
 
 def _signing_keys(value: str) -> tuple[str, ...]:
@@ -208,9 +182,9 @@ SETTINGS: Final = (
         "GATEWAY_ALLOWED_HOSTS",
         "localhost,127.0.0.1,[::1]",
         "Without GATEWAY_PUBLIC_URL, the Host values (any port) the API builds its URLs "
-        "from: exact hosts, *.domain (or .domain) for a domain and its subdomains, or *; "
+        "from: exact hosts, *.domain for its subdomains, .domain for it and them, or *; "
         "any other Host is answered 400.",
-        _allowed_hosts,
+        host_patterns,
     ),
     Setting(
         "GATEWAY_DELETED_RETENTION",
@@ -229,7 +203,7 @@ SETTINGS: Final = (
         "",
         "Hosts status callbacks may call even when they are internal (exact names, "
         "addresses or *.domain); unset, any host whose addresses are all public.",
-        _hosts,
+        host_patterns,
     ),
     Setting("GATEWAY_CALLBACK_TIMEOUT", "10s", "How long a callback receiver may take.", _duration),
     Setting(

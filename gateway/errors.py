@@ -86,10 +86,6 @@ class Conflict(GatewayError):
     status, code = 409, 20409
 
 
-class HeadersTooLarge(GatewayError):
-    status, code = 431, 20431
-
-
 class TooLarge(GatewayError):
     status, code = 413, 20413
 

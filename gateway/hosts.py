@@ -44,11 +44,41 @@ def _is_ipv6(literal: str) -> bool:
     return "%" not in literal  # zone IDs have no place in a URL's authority
 
 
-def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
-    """`allowed` holds exact hosts, ".domain" for it and its subdomains, or "*"."""
-    for pattern in allowed:
-        if pattern == "*" or host == pattern:
+def listed(host: str, patterns: tuple[str, ...]) -> bool:
+    """Whether `patterns` name `host`: exactly, "*" any host, "*.domain" the domain's
+    subdomains, ".domain" the domain and its subdomains (as Django's ALLOWED_HOSTS)."""
+    host = host.lower().rstrip(".")
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address as a URL's hostname gives it, spelled as listed
+    for pattern in patterns:
+        if pattern in ("*", host):
+            return True
+        if pattern.startswith("*.") and host.endswith(pattern[1:]):
             return True
         if pattern.startswith(".") and (host == pattern[1:] or host.endswith(pattern)):
             return True
     return False
+
+
+def host_patterns(value: str) -> tuple[str, ...]:
+    """A comma-separated list of what `listed` takes; ValueError for anything else."""
+    patterns = []
+    for raw in value.split(","):
+        pattern = raw.strip().lower()
+        if not pattern:
+            continue
+        prefix = next((p for p in ("*.", ".") if pattern.startswith(p)), "")
+        name = pattern.removeprefix(prefix)
+        if ":" in name and not name.startswith("["):
+            name = f"[{name}]"  # an IPv6 address, bracketed as a Host spells it
+            pattern = prefix + name
+        try:
+            valid = pattern == "*" or ("*" not in name and parse_host(name) == (name, ""))
+        except InvalidParameter:
+            valid = False
+        if not valid:
+            raise ValueError(
+                f"{raw.strip()!r} is not a host (without a port), *.domain, .domain or *"
+            )
+        patterns.append(pattern)
+    return tuple(patterns)

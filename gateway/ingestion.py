@@ -19,8 +19,9 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from gateway import sids
-from gateway.callbacks.events import announce, listed
+from gateway.callbacks.events import announce
 from gateway.errors import Conflict, InvalidParameter, MediaRejected, NotFound
+from gateway.hosts import listed
 from gateway.media.probe import Probe, probe, probe_stored
 from gateway.models import Codec, Container, MediaType, Recording, Status
 from gateway.storage import MediaStorage

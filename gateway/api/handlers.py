@@ -9,7 +9,7 @@ from gateway.api.keys import ACCOUNT_SID, RECORDINGS, SETTINGS
 from gateway.api.params import parse_list, parse_media_link
 from gateway.api.serialize import list_json, recording_json
 from gateway.errors import InvalidParameter, NotFound
-from gateway.hosts import host_allowed, parse_host
+from gateway.hosts import listed, parse_host
 
 
 def base_url(request: web.Request) -> str:
@@ -20,7 +20,7 @@ def base_url(request: web.Request) -> str:
     if settings.public_url is not None:
         return settings.public_url
     host, port = parse_host(request.headers.get(hdrs.HOST, ""))
-    if not host_allowed(host, settings.allowed_hosts):
+    if not listed(host, settings.allowed_hosts):
         raise InvalidParameter(
             "Host", f"{host} is not in GATEWAY_ALLOWED_HOSTS (or set GATEWAY_PUBLIC_URL)"
         )

@@ -20,3 +20,6 @@ INGESTION: Final = web.AppKey("ingestion", Ingestion)
 # Whether local files go out through loop.sendfile (else read in pieces).
 SENDFILE: Final = web.AppKey("sendfile", bool)
 ACCOUNT_SID: Final = web.RequestKey("account_sid", str)
+# The route template a request matched, for logs: never the path, which for a media link
+# is the link's credential.
+ROUTE: Final = web.RequestKey("route", str)

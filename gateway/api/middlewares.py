@@ -11,11 +11,10 @@ from aiohttp.typedefs import Handler
 
 from gateway.accounts import authenticate
 from gateway.api.credentials import BEARER_CHALLENGE, parse_basic, parse_bearer
-from gateway.api.keys import ACCOUNT_SID, SETTINGS, STORE
+from gateway.api.keys import ACCOUNT_SID, ROUTE, SETTINGS, STORE
 from gateway.errors import (
     BadRequest,
     GatewayError,
-    HeadersTooLarge,
     MethodNotAllowed,
     NotFound,
     TooLarge,
@@ -49,13 +48,15 @@ def from_http(request: web.BaseRequest, exc: web.HTTPException) -> GatewayError:
         return NotFound(f"The requested resource {target} was not found")
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return TooLarge(exc.text or "The request body is too large")
-    if isinstance(exc, web.HTTPRequestHeaderFieldsTooLarge):
-        return HeadersTooLarge(exc.text or "The request headers are too large")
-    return BadRequest(exc.reason)
+    error = GatewayError(exc.reason)
+    error.status, error.code = exc.status, 20000 + exc.status
+    return error
 
 
 @web.middleware
 async def twilio_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    resource = request.match_info.route.resource
+    request[ROUTE] = resource.canonical if resource is not None else "(no route)"
     try:
         return await handler(request)
     except GatewayError as error:
@@ -64,13 +65,18 @@ async def twilio_errors(request: web.Request, handler: Handler) -> web.StreamRes
         if exc.status < 400:
             raise
         return error_response(from_http(request, exc))
+    except ConnectionError:
+        # The client left mid-request (an upload cut off): nothing broke here, and the
+        # answer most likely reaches nobody.
+        log.debug("client left during %s %s", request.method, request[ROUTE])
+        return error_response(BadRequest("The connection closed before the request was read"))
     except Exception:
-        log.exception("unexpected error answering %s %s", request.method, request.path)
+        log.exception("unexpected error answering %s %s", request.method, request[ROUTE])
         return error_response(GatewayError("Internal Server Error"))
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.extend(SECURITY_HEADERS)
+    response.headers.update(SECURITY_HEADERS)
 
 
 @web.middleware

@@ -18,16 +18,21 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
+from gateway.api.keys import ROUTE
 from gateway.api.middlewares import SECURITY_HEADERS, error_response
 from gateway.errors import BadRequest, GatewayError
 
 log = logging.getLogger(__name__)
+
+# As web.run_app has it: how long an idle keep-alive connection is kept.
+KEEPALIVE_TIMEOUT: Final = 75.0
 
 
 def _unreadable(exc: BaseException | None) -> GatewayError:
@@ -46,7 +51,7 @@ class _Protocol(RequestHandler):
         super().__init__(manager, **kwargs)
         self._header_timeout = header_timeout
         self._header_deadline: asyncio.TimerHandle | None = None
-        self._unanswered = 0  # requests parsed whose response is not finished
+        self._answered = 0  # responses finished, to set against the requests aiohttp parsed
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -57,14 +62,12 @@ class _Protocol(RequestHandler):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        before = self._request_count  # counts each request the parser completes
+        before = self._request_count  # aiohttp's count of the requests its parser completed
         super().data_received(data)
-        parsed = self._request_count - before
-        if parsed:
-            self._unanswered += parsed
+        if self._request_count > before:
             self._disarm()
-        elif not self._unanswered and self._header_deadline is None:
-            self._arm()  # the first bytes of the next request on this connection
+        elif self._request_count == self._answered and self._header_deadline is None:
+            self._arm()  # every request answered: these are the next one's first bytes
 
     async def finish_response(
         self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
@@ -72,7 +75,7 @@ class _Protocol(RequestHandler):
         try:
             return await super().finish_response(request, resp, start_time)
         finally:
-            self._unanswered -= 1
+            self._answered += 1
 
     def _arm(self) -> None:
         self._header_deadline = self._loop.call_later(self._header_timeout, self._too_slow)
@@ -103,9 +106,28 @@ class _Protocol(RequestHandler):
             self.log_exception("error answering a request", exc_info=exc)
             error = GatewayError("Internal Server Error")
         response = error_response(error)
-        response.headers.extend(SECURITY_HEADERS)
+        response.headers.update(SECURITY_HEADERS)
         response.force_close()
         return response
+
+
+class RouteAccessLog(AbstractAccessLogger):
+    """One line per request naming its route, never its path: a media link's path is
+    the link's credential, and whoever reads the log must not be able to follow it."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        # Named by the error middleware; a request the parser refused never got that far.
+        route = request.get(ROUTE, "(unparsed)")
+        self.logger.info(
+            '%s "%s %s" %d %d %.4fs "%s"',
+            request.remote,
+            request.method,
+            route,
+            response.status,
+            response.body_length,
+            time,
+            request.headers.get("User-Agent", "-"),
+        )
 
 
 class _Server(web.Server):
@@ -145,7 +167,12 @@ def run(
     """Serve until SIGINT or SIGTERM, then let requests in flight run for the grace: what
     `web.run_app` does, on the runner above."""
     runner = GatewayRunner(
-        app, header_timeout=header_timeout, handle_signals=True, shutdown_timeout=shutdown_grace
+        app,
+        header_timeout=header_timeout,
+        handle_signals=True,
+        shutdown_timeout=shutdown_grace,
+        access_log_class=RouteAccessLog,
+        keepalive_timeout=KEEPALIVE_TIMEOUT,
     )
 
     async def serve() -> None:
@@ -165,12 +192,15 @@ def run(
     except (web.GracefulExit, KeyboardInterrupt):
         pass
     finally:
-        main.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            loop.run_until_complete(main)
-        left = asyncio.all_tasks(loop)
-        for task in left:
-            task.cancel()
-        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
+        try:
+            if not main.done():  # stopped by a signal: clean up within the grace
+                main.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    loop.run_until_complete(main)
+        finally:
+            left = asyncio.all_tasks(loop)
+            for task in left:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()

@@ -21,8 +21,9 @@ from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from gateway import __version__
-from gateway.callbacks.events import is_public, listed, request_url, signature
+from gateway.callbacks.events import is_public, request_url, signature
 from gateway.errors import DatabaseUnavailable
+from gateway.hosts import listed
 from gateway.models import Callback, Delivery
 from gateway.store import MetadataStore
 

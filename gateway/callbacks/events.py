@@ -72,14 +72,6 @@ def signature(auth_token: str, callback: Callback) -> str:
     return base64.b64encode(digest).decode()
 
 
-def listed(host: str, allow: tuple[str, ...]) -> bool:
-    """Whether GATEWAY_CALLBACK_ALLOW names `host`: exactly, or as `*.domain`."""
-    host = host.lower().rstrip(".")
-    return any(
-        host == entry or (entry.startswith("*.") and host.endswith(entry[1:])) for entry in allow
-    )
-
-
 def is_public(address: str) -> bool:
     """Not loopback, private, link-local or otherwise internal: safe to call unasked."""
     return ipaddress.ip_address(address.split("%")[0]).is_global

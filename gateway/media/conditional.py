@@ -30,7 +30,7 @@ _RFC_850: Final = re.compile(
 _ASCTIME: Final = re.compile(rf"[A-Za-z]{{3}} ([A-Za-z]{{3}}) ([ 0-9][0-9]) {_TIME} ([0-9]{{4}})")
 # §8.8.3: entity-tag = [ weak ] DQUOTE *etagc DQUOTE; a comma is an etagc, so a list is
 # split on the tags, not on its commas.
-_ENTITY_TAG: Final = re.compile(r'(?:W/)?"[^"]*"|\*')
+_ENTITY_TAG: Final = re.compile(r'(?:W/)?"[^"]*"')
 
 
 class Decision(Enum):
@@ -40,7 +40,13 @@ class Decision(Enum):
 
 
 def _etags(header: str) -> list[str]:
-    return _ENTITY_TAG.findall(header)
+    """The entity-tags of an If-Match or If-None-Match value, ["*"] for "*", and none
+    for a value that is neither, so that junk never matches (§13.1.1-2)."""
+    if header.strip() == "*":
+        return ["*"]
+    tags = _ENTITY_TAG.findall(header)
+    rest = _ENTITY_TAG.sub("", header)
+    return tags if not rest.strip(", \t") else []
 
 
 def _weak_match(tag: str, etag: str) -> bool:

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 # S3 takes parts of 5 MiB or more; larger parts mean fewer requests per recording.
 PART_SIZE: Final = 8 * 1024 * 1024
-ABANDONED_AFTER: Final = timedelta(hours=1)
+ABANDONED_AFTER: Final = timedelta(days=1)
 # InvalidRange: the object is shorter than the metadata says, so it is not ours.
 _MISSING: Final = frozenset({"NoSuchKey", "404", "NotFound", "InvalidRange"})
 
@@ -53,6 +53,8 @@ class S3Storage:
         self._prefix = prefix
         self._exits = exits
         self._lister: Any = None
+        self._uploads: Any = None
+        self._uploading: set[str] = set()  # this process's multipart uploads in flight
 
     @classmethod
     async def create(cls, settings: Settings) -> S3Storage:
@@ -103,6 +105,7 @@ class S3Storage:
             )
         upload_id, size = upload["UploadId"], 0
         parts: list[dict[str, Any]] = []
+        self._uploading.add(upload_id)
         try:
             async for chunk in _parts(buffer, rest):
                 number = len(parts) + 1
@@ -122,6 +125,8 @@ class S3Storage:
             # Parts of an unfinished upload are billed and invisible: never leave them.
             await asyncio.shield(self._abort(key, upload_id))
             raise
+        finally:
+            self._uploading.discard(upload_id)
         return size
 
     async def _abort(self, key: str, upload_id: str) -> None:
@@ -133,19 +138,22 @@ class S3Storage:
             log.exception("could not abort multipart upload %s of %s", upload_id, key)
 
     async def discard_unfinished(self, prefix: str) -> int:
-        # S3 cannot say whether an upload's writer is alive, so only uploads begun an
-        # hour or more ago are taken as abandoned (a bucket lifecycle rule with
-        # AbortIncompleteMultipartUpload does the same on S3's side).
+        # S3 cannot say whether another process's upload is alive, so beyond this
+        # process's own, only uploads begun a day or more ago count as abandoned (a bucket
+        # lifecycle rule with AbortIncompleteMultipartUpload does the same on S3's side).
         cutoff = datetime.now(UTC) - ABANDONED_AFTER
+        if self._uploads is None:  # reading the paginator's model reads a file
+            self._uploads = await asyncio.to_thread(
+                self._client.get_paginator, "list_multipart_uploads"
+            )
         discarded = 0
         with _answered(prefix or "/"):
-            listed = await self._client.list_multipart_uploads(
-                Bucket=self._bucket, Prefix=self._key(prefix)
-            )
-        for upload in listed.get("Uploads", []):
-            if upload["Initiated"] < cutoff:
-                await self._abort(upload["Key"].removeprefix(self._prefix), upload["UploadId"])
-                discarded += 1
+            async for page in self._uploads.paginate(Bucket=self._bucket, Prefix=self._key(prefix)):
+                for upload in page.get("Uploads", []):
+                    if upload["UploadId"] not in self._uploading and upload["Initiated"] < cutoff:
+                        key = upload["Key"].removeprefix(self._prefix)
+                        await self._abort(key, upload["UploadId"])
+                        discarded += 1
         return discarded
 
     async def open(self, key: str, start: int, end: int) -> S3MediaReader:

@@ -139,3 +139,41 @@ async def test_stored_lists_every_object_with_when_it_was_written(storage: Media
     listed = {key: when async for key, when in storage.stored()}
     assert set(listed) == {"AC1/RT1.mka", "AC1/RT2/upload.mkv"}
     assert all(before < when < before + timedelta(minutes=10) for when in listed.values())
+
+
+async def test_discard_unfinished_keeps_uploads_in_flight_and_finished_objects(
+    storage: MediaStorage,
+) -> None:
+    await storage.put("AC1/RT1/done.mkv", chunks_of(b"finished"))
+    release = asyncio.Event()
+
+    async def held_open() -> AsyncIterator[bytes]:
+        yield b"x" * 9_000_000  # past S3's 8 MiB first part: a multipart upload in flight
+        await release.wait()
+        yield b"rest"
+
+    writing = asyncio.create_task(storage.put("AC1/RT1/live.mkv", held_open()))
+    await asyncio.sleep(0.5)
+    assert await storage.discard_unfinished("AC1/RT1/") == 0
+    assert await storage.discard_unfinished("") == 0
+    release.set()
+    assert await writing == 9_000_004
+    assert await storage.size_of("AC1/RT1/done.mkv") == len(b"finished")
+
+
+async def test_discard_unfinished_removes_a_dead_writers_partial_file_under_the_prefix_only(
+    storage_settings: Settings, storage: MediaStorage
+) -> None:
+    if storage_settings.storage_url.startswith("s3://"):
+        pytest.skip("S3 cannot tell a dead writer's upload from a live one under a day old")
+    root = storage_settings.storage_path
+    dead = root / "AC1" / "RT1" / ".abc.mkv.0000.partial"  # no process holds its lock
+    other = root / "AC1" / "RT2" / ".abc.mkv.0000.partial"
+    for path in (dead, other):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"half a recording")
+    assert await storage.discard_unfinished("AC1/RT1/") == 1
+    assert not dead.exists()
+    assert other.exists()
+    assert await storage.discard_unfinished("") == 1
+    assert not other.exists()

@@ -175,6 +175,9 @@ async def test_header_timeout_does_not_bound_a_slow_download(
         writer.close()
     assert time.monotonic() - started > 2
     assert body == media
+    logged = "".join(served.output)
+    assert '"GET /media/{token}" 200' in logged  # the access line names the route ...
+    assert link.path.rsplit("/", 1)[1] not in logged  # ... never the link's credential
 
 
 # --- A kill in the middle of an upload ----------------------------------------------------
@@ -234,29 +237,80 @@ async def test_sigkill_mid_upload_leaves_no_partial_file_once_restarted_and_uplo
 
 
 @sqlite_only
-async def test_upload_removes_the_abandoned_partial_file_it_replaces(
+async def test_upload_removes_the_abandoned_partial_file_it_replaces_and_no_other(
     env: dict[str, str], tmp_path: Path, media_files: dict[Codec, Path]
 ) -> None:
     env = {**env, "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN}
     media = Path(URL(env["GATEWAY_STORAGE_URL"]).path)
     account = await asyncio.to_thread(ok, env, "accounts", "create")
-    video = await asyncio.to_thread(
-        next(p for p in media_files.values() if p.suffix == ".mkv").read_bytes
-    )
+    video = await asyncio.to_thread(media_files[Codec.VP8].read_bytes)
+    with serving(env, cwd=tmp_path) as served:
+        async with ClientSession(headers=RECORDER) as recorder:
+            started = f"{served.base_url}/internal/v1/Recordings"
+            sids = []
+            for _ in range(2):
+                async with recorder.post(started, json=declaration(account["account_sid"])) as r:
+                    sids.append((await r.json())["sid"])
+            # What writers killed mid-upload leave: partial files nobody holds. Made after
+            # start-up, which would have removed both; the PUT removes only its own.
+            replaced, other = (media / account["account_sid"] / sid for sid in sids)
+            for folder in (replaced, other):
+                folder.mkdir(parents=True)
+                (folder / ".abc.mkv.0000.partial").write_bytes(b"half a recording")
+            async with recorder.put(f"{started}/{sids[0]}/Media", data=video) as r:
+                assert r.status == 200
+    assert partial_files(media) == [other / ".abc.mkv.0000.partial"]
+
+
+@sqlite_only
+async def test_upload_slower_than_the_header_timeout_completes(
+    env: dict[str, str], tmp_path: Path, media_files: dict[Codec, Path]
+) -> None:
+    env = {**env, "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN, "GATEWAY_HEADER_TIMEOUT": "1s"}
+    account = await asyncio.to_thread(ok, env, "accounts", "create")
+    video = await asyncio.to_thread(media_files[Codec.VP8].read_bytes)
+
+    async def slowly() -> AsyncIterator[bytes]:
+        for start in range(0, len(video), len(video) // 10 + 1):
+            yield video[start : start + len(video) // 10 + 1]
+            await asyncio.sleep(0.3)  # three seconds in all, past the header timeout
+
     with serving(env, cwd=tmp_path) as served:
         async with ClientSession(headers=RECORDER) as recorder:
             started = f"{served.base_url}/internal/v1/Recordings"
             async with recorder.post(started, json=declaration(account["account_sid"])) as r:
                 sid = (await r.json())["sid"]
-            # What a writer killed mid-upload leaves: a partial file nobody holds.
-            folder = media / account["account_sid"] / sid
-            folder.mkdir(parents=True)
-            (folder / ".abc.mkv.0000.partial").write_bytes(b"half a recording")
-            async with recorder.put(
-                f"{served.base_url}/internal/v1/Recordings/{sid}/Media", data=video
-            ) as r:
+            async with recorder.put(f"{started}/{sid}/Media", data=slowly()) as r:
                 assert r.status == 200
-    assert partial_files(media) == []
+                assert (await r.json())["size"] == len(video)
+
+
+@sqlite_only
+async def test_recorder_leaving_mid_upload_logs_no_traceback(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**env, "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN}
+    account = await asyncio.to_thread(ok, env, "accounts", "create")
+    with serving(env, cwd=tmp_path) as served:
+        async with ClientSession(headers=RECORDER) as recorder:
+            started = f"{served.base_url}/internal/v1/Recordings"
+            async with recorder.post(started, json=declaration(account["account_sid"])) as r:
+                sid = (await r.json())["sid"]
+        head = request(
+            "PUT",
+            f"/internal/v1/Recordings/{sid}/Media",
+            {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Length": "1000000"},
+        )
+        url = URL(served.base_url)
+        _reader, writer = await asyncio.open_connection(url.host, url.port)
+        writer.write(head + b"x" * 100_000)  # a tenth of what it announced, then gone
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        writer.transport.abort()
+        await asyncio.sleep(0.5)
+        async with ClientSession() as client, client.get(f"{served.base_url}/healthz") as r:
+            assert r.status == 200
+    assert "Traceback" not in "".join(served.output), "".join(served.output)
 
 
 # --- The database cut off under load ------------------------------------------------------
@@ -337,7 +391,7 @@ async def test_database_cut_off_is_503_with_retry_after_logged_once_and_heals(
 async def test_sqlite_locked_beyond_its_timeout_is_503_and_writes_resume_once_released(
     settings: Settings, media_files: dict[Codec, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = dataclasses.replace(settings, database_timeout=0.2)
+    settings = dataclasses.replace(settings, database_timeout=1.0)
     async with TestServer(create_app(settings, settings.signing_keys), host="127.0.0.1") as server:
         account = await create_account(server.app[STORE], "Locked out")
         recording = await server.app[INGESTION].ingest(media_files[Codec.OPUS], account.sid)
@@ -346,9 +400,12 @@ async def test_sqlite_locked_beyond_its_timeout_is_503_and_writes_resume_once_re
         other = sqlite3.connect(settings.sqlite_path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
         async with ClientSession(headers=basic_auth(account.sid, account.auth_token)) as http:
+            deleting = asyncio.create_task(http.delete(url))
+            await asyncio.sleep(0.1)  # the delete now waits for the lock
             async with http.get(url) as response:
-                assert response.status == 200  # readers are not held up (WAL)
-            async with http.delete(url) as response:
+                assert response.status == 200  # reads are not queued behind it (WAL)
+            assert not deleting.done()
+            async with await deleting as response:
                 assert response.status == 503
                 assert response.headers["Retry-After"] == "5"
                 validate_error(await response.json(), 503)

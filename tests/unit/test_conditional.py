@@ -227,3 +227,20 @@ def test_range_applies_without_if_range() -> None:
 def test_if_range_never_matches_a_weak_representation_tag() -> None:
     # §13.1.5 uses strong comparison, which fails when either tag is weak (§8.8.3.2).
     assert range_applies(request(If_Range='W/"abc"'), 'W/"abc"', LAST_MODIFIED) is False
+
+
+@pytest.mark.parametrize("value", ["foo*bar", '"a"junk"x"', "abc", '"abc" x', "*, *x"])
+def test_if_none_match_that_is_not_an_entity_tag_list_matches_nothing(value: str) -> None:
+    # §13.1.2: "*" is the whole field value or not a wildcard at all; a value that is no
+    # list of entity-tags cannot name the current one.
+    assert decide(If_None_Match=value) is SEND
+
+
+@pytest.mark.parametrize("value", ['"nope", x*', "x*", '"abc"junk'])
+def test_if_match_that_is_not_an_entity_tag_list_fails(value: str) -> None:
+    assert decide(If_Match=value) is PRECONDITION_FAILED
+
+
+@pytest.mark.parametrize("value", ['"a,b", "abc"', 'W/"x", , "abc"', ' "abc" '])
+def test_entity_tag_lists_are_split_on_tags_not_on_commas_inside_them(value: str) -> None:
+    assert decide(If_None_Match=value) is NOT_MODIFIED

@@ -58,8 +58,14 @@ def test_settings_read_only_the_given_mapping() -> None:
             ("rec.example.com", ".corp.example", "[::1]", "10.0.0.7"),
         ),
         ("GATEWAY_ALLOWED_HOSTS", "*", "allowed_hosts", ("*",)),
-        # As GATEWAY_CALLBACK_ALLOW spells a domain; Django's ".corp.example" works too.
-        ("GATEWAY_ALLOWED_HOSTS", "*.corp.example", "allowed_hosts", (".corp.example",)),
+        # As GATEWAY_CALLBACK_ALLOW spells a domain's subdomains.
+        ("GATEWAY_ALLOWED_HOSTS", "*.corp.example", "allowed_hosts", ("*.corp.example",)),
+        (
+            "GATEWAY_CALLBACK_ALLOW",
+            "::1, Hooks.Example.com",
+            "callback_allow",
+            ("[::1]", "hooks.example.com"),
+        ),
         ("GATEWAY_HEADER_TIMEOUT", "3s", "header_timeout", 3.0),
         ("GATEWAY_DATABASE_TIMEOUT", "500", "database_timeout", 500.0),
     ],

@@ -35,7 +35,7 @@ from gateway.api.params import (
     parse_media_link,
 )
 from gateway.errors import InvalidParameter, RangeNotSatisfiable, Unauthenticated
-from gateway.hosts import host_allowed, parse_host
+from gateway.hosts import listed, parse_host
 from gateway.ingestion import Declaration
 from gateway.media.conditional import Decision, _http_date, evaluate, range_applies
 from gateway.media.headers import content_disposition
@@ -1293,10 +1293,13 @@ LABELS: Final = st.lists(st.sampled_from(["a", "b", "ab", "example", "com", "x-y
 
 
 def allowed_by(host: str, pattern: str) -> bool:
-    """GATEWAY_ALLOWED_HOSTS: "*" allows any host; ".domain" the domain and every name
-    under it (whole labels); anything else exactly that host."""
+    """GATEWAY_ALLOWED_HOSTS: "*" allows any host; "*.domain" every name under the domain
+    (whole labels); ".domain" the domain too; anything else exactly that host."""
     if pattern == "*":
         return True
+    if pattern.startswith("*."):
+        domain, labels = pattern[2:].split("."), host.split(".")
+        return labels[len(labels) - len(domain) :] == domain and len(labels) > len(domain)
     if pattern.startswith("."):
         domain, labels = pattern[1:].split("."), host.split(".")
         return labels[len(labels) - len(domain) :] == domain and len(labels) >= len(domain)
@@ -1310,17 +1313,18 @@ def allowed_by(host: str, pattern: str) -> bool:
         st.one_of(
             LABELS.map(".".join),
             LABELS.map(lambda labels: "." + ".".join(labels)),
+            LABELS.map(lambda labels: "*." + ".".join(labels)),
             st.just("*"),
             ANY_TEXT,
         ),
         max_size=4,
     ),
 )
-def test_host_allowed_takes_exact_hosts_domains_with_their_subdomains_and_star(
+def test_listed_takes_exact_hosts_subdomains_domains_and_star(
     host: str, patterns: list[str]
 ) -> None:
     expected = any(allowed_by(host, pattern) for pattern in patterns)
-    assert host_allowed(host, tuple(patterns)) is expected
+    assert listed(host, tuple(patterns)) is expected
 
 
 # --- Authorization: RFC 7617 Basic, RFC 6750 Bearer ---------------------------------------
