@@ -102,7 +102,7 @@ async def main() -> None:
     print(f"{args.rows:,} recordings in one account, pages of 50 (median of 30):")
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "gateway.db"
-        settings = Settings(database_url=f"sqlite:///{path}")
+        settings = Settings.from_env({"GATEWAY_DATABASE_URL": f"sqlite:///{path}"})
         await (await open_store(settings)).aclose()
         await asyncio.to_thread(sqlite_fill, path, args.rows)
         await add_account(settings)
@@ -112,7 +112,7 @@ async def main() -> None:
     await connection.execute(f"CREATE SCHEMA {schema}")
     try:
         url = f"{args.postgres}?search_path={schema}"
-        settings = Settings(database_url=url, signing_keys=("x" * 16,))
+        settings = Settings.from_env({"GATEWAY_DATABASE_URL": url})
         await add_account(settings)
         await postgres_fill(url, args.rows)
         await measure("postgres", settings, args.rows)

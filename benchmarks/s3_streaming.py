@@ -39,8 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway.accounts import create_account
 from gateway.config import Settings
+from gateway.media_links import MediaLinkRequest, MediaLinks
 from gateway.models import Codec, Container, MediaType, Recording, Status
-from gateway.recordings import MediaLinkRequest, Recordings
+from gateway.recordings import Recordings
 from gateway.sids import mint
 from gateway.signing import MediaLinkSigner
 from gateway.storage import open_storage
@@ -158,12 +159,9 @@ async def seed(settings: Settings, sizes: list[int]) -> tuple[str, str, list[Rec
 async def links(settings: Settings, base: str, recordings: list[Recording]) -> list[str]:
     store, storage = await open_store(settings), await open_storage(settings)
     try:
-        service = Recordings(store, storage, MediaLinkSigner((KEY,)))
+        service = MediaLinks(Recordings(store, storage), MediaLinkSigner((KEY,)))
         request = MediaLinkRequest(ttl=3600)
-        return [
-            await service.issue_media_link(r.account_sid, r.sid, None, request, base)
-            for r in recordings
-        ]
+        return [await service.issue(r.account_sid, r.sid, None, request, base) for r in recordings]
     finally:
         await storage.aclose()
         await store.aclose()

@@ -7,22 +7,33 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
 
 from aiohttp import web
 
-from gateway.api.keys import INGESTION, RECORDINGS, SENDFILE, SETTINGS, STORAGE, STORE
+from gateway.api.keys import (
+    INGESTION,
+    MEDIA_LINKS,
+    RECORDINGS,
+    SENDFILE,
+    SETTINGS,
+    STORAGE,
+    STORE,
+)
 from gateway.api.middlewares import add_security_headers, admin_bearer, basic_auth, twilio_errors
 from gateway.api.routes import ROUTES
+from gateway.backends import media, metadata
 from gateway.callbacks.delivery import DeliveryPolicy, delivering
 from gateway.config import Settings
 from gateway.errors import Unavailable
 from gateway.ingestion import Ingestion
 from gateway.instants import utc
 from gateway.janitor import remove_leftovers, sweep
+from gateway.media_links import MediaLinks
 from gateway.recordings import Recordings
 from gateway.signing import MediaLinkSigner
-from gateway.storage import MediaStorage, open_storage
-from gateway.store import MetadataStore, open_store
+from gateway.storage import MediaStorage
+from gateway.store import MetadataStore
 
 log = logging.getLogger(__name__)
 
@@ -66,21 +77,22 @@ def create_app(
     """The application; `store` and `storage` are opened from `settings` unless given."""
     app = web.Application(middlewares=[twilio_errors, basic_auth, admin_bearer])
     app[SETTINGS] = settings
+    if store is not None:
+        app[STORE] = store
+    if storage is not None:
+        app[STORAGE] = storage
     signer = MediaLinkSigner(signing_keys, now)
 
-    async def metadata_store(app: web.Application) -> AsyncIterator[None]:
-        app[STORE] = store or await open_store(settings)
-        yield
-        if store is None:
-            await app[STORE].aclose()
-
-    async def media_storage(app: web.Application) -> AsyncIterator[None]:
-        app[STORAGE] = storage or await open_storage(settings)
-        # Decided once for the process, not tried and refused on every download.
-        app[SENDFILE] = sendfile and _loop_sends_files(asyncio.get_running_loop())
-        yield
-        if storage is None:
-            await app[STORAGE].aclose()
+    async def backends(app: web.Application) -> AsyncIterator[None]:
+        async with AsyncExitStack() as opened:
+            if store is None:
+                app[STORE] = await opened.enter_async_context(metadata(settings))
+            if storage is None:
+                app[STORAGE] = await opened.enter_async_context(media(settings))
+            # Decided once for the process, not tried and refused on every download.
+            loop = asyncio.get_running_loop()
+            app[SENDFILE] = sendfile and app[STORAGE].serves_files and _loop_sends_files(loop)
+            yield
 
     async def use_cases(app: web.Application) -> AsyncIterator[None]:
         policy = DeliveryPolicy(
@@ -90,10 +102,9 @@ def create_app(
             attempts=settings.callback_attempts,
         )
         async with delivering(app[STORE], policy, now) as sender:
+            app[RECORDINGS] = Recordings(app[STORE], app[STORAGE], now, sender.wake)
             presign = settings.media_mode == "presign"
-            app[RECORDINGS] = Recordings(
-                app[STORE], app[STORAGE], signer, now, presign, sender.wake
-            )
+            app[MEDIA_LINKS] = MediaLinks(app[RECORDINGS], signer, now, presign)
             app[INGESTION] = Ingestion(
                 app[STORE], app[STORAGE], now, settings.callback_allow, sender.wake
             )
@@ -106,7 +117,7 @@ def create_app(
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    app.cleanup_ctx.extend([metadata_store, media_storage, use_cases, janitor])
+    app.cleanup_ctx.extend([backends, use_cases, janitor])
     app.on_response_prepare.append(add_security_headers)
     app.add_routes(ROUTES)
     return app

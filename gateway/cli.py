@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -25,16 +26,15 @@ from gateway.api.keys import SETTINGS
 from gateway.api.params import parse_list
 from gateway.api.serialize import recording_json
 from gateway.app import create_app
-from gateway.config import Settings, signing_keys
+from gateway.backends import media, metadata
+from gateway.config import Settings
 from gateway.errors import ConfigError, GatewayError, InvalidParameter, NotFound
 from gateway.ingestion import Ingestion
 from gateway.instants import utc
 from gateway.janitor import sweep
 from gateway.models import Codec, MediaType, RecordingFilter, Status
 from gateway.recordings import Recordings
-from gateway.signing import MediaLinkSigner
-from gateway.storage import open_storage
-from gateway.store import open_store
+from gateway.signing import signing_keys
 
 PROGRESS_FROM: Final = 8 * 1024 * 1024  # bytes
 
@@ -107,113 +107,78 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         if args.command == "serve":
             return _serve(settings, args)
-        if args.command == "recordings":
-            return _delete_recordings(settings, args)
         result = uvloop.run(_COMMANDS[args.command](settings, args))
     except (ConfigError, GatewayError, OSError) as error:
         print(f"gateway: {error}", file=sys.stderr)
         return 2
-    _print(result)
+    if result is not None:
+        _print(result)
     return 0
-
-
-async def _with_recordings(settings: Settings, use: Callable[[Recordings], Awaitable[Any]]) -> Any:
-    store = await open_store(settings)
-    try:
-        storage = await open_storage(settings)
-        try:
-            signer = MediaLinkSigner(signing_keys(settings))
-            return await use(Recordings(store, storage, signer))
-        finally:
-            await storage.aclose()
-    finally:
-        await store.aclose()
-
-
-async def _migrate(settings: Settings, args: argparse.Namespace) -> dict[str, int]:
-    store = await open_store(settings)  # opening migrates
-    await store.aclose()
-    return {"schema_version": store.schema_version}
-
-
-async def _purge(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    async def purge(recordings: Recordings) -> dict[str, Any]:
-        now = utc(time.time())
-        done = await sweep(recordings.store, recordings.storage, settings.deleted_retention, now)
-        return dataclasses.asdict(done)
-
-    return await _with_recordings(settings, purge)  # type: ignore[no-any-return]
-
-
-def _delete_recordings(settings: Settings, args: argparse.Namespace) -> int:
-    # The same parsing as GET /v1/Recordings, so a filter means here what it means there.
-    query = MultiDict(
-        (name, value)
-        for name, value in (
-            ("GroupingSid", args.participant),
-            ("DateCreatedAfter", args.after),
-            ("DateCreatedBefore", args.before),
-            ("Status", args.status),
-            ("MediaType", args.media_type),
-        )
-        if value is not None
-    )
-    if args.room is not None and not sids.is_sid(args.room, "RM"):
-        raise InvalidParameter("--room", "must be an RM SID")
-    try:
-        where = parse_list(MultiDictProxy(query), args.room).where
-    except InvalidParameter as bad:
-        flag = _FLAGS.get(bad.name, bad.name)
-        raise InvalidParameter(flag, bad.message.split(": ", 1)[1]) from None
-
-    async def find(recordings: Recordings) -> tuple[str, ...]:
-        return await recordings.matching(args.account, where)
-
-    found = uvloop.run(_with_recordings(settings, find))
-    if args.dry_run:
-        _print({"would_delete": len(found), "recordings": list(found)})
-        return 0
-    if found and not args.yes:
-        if not sys.stdin.isatty():
-            raise GatewayError("not on a terminal: add --yes to delete without asking")
-        answer = input(f"Delete {len(found)} recordings of {args.account}? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            _print({"deleted": 0})
-            return 0
-
-    async def delete(recordings: Recordings) -> int:
-        deleted = 0
-        with tqdm(total=len(found), unit="recording", disable=not sys.stderr.isatty()) as bar:
-            for sid in found:
-                try:
-                    await recordings.delete(args.account, sid)
-                    deleted += 1
-                except NotFound:
-                    pass  # purged since it was found: nothing left to delete
-                bar.update()
-        return deleted
-
-    _print({"deleted": uvloop.run(_with_recordings(settings, delete))})
-    return 0
-
-
-_FLAGS: Final = {
-    "GroupingSid": "--participant",
-    "DateCreatedAfter": "--after",
-    "DateCreatedBefore": "--before",
-}
 
 
 def _print(result: object) -> None:
     print(json.dumps(result, indent=2))
 
 
-async def _callbacks(settings: Settings, args: argparse.Namespace) -> list[dict[str, Any]]:
-    store = await open_store(settings)
+async def _migrate(settings: Settings, args: argparse.Namespace) -> dict[str, int]:
+    async with metadata(settings) as store:  # opening migrates
+        return {"schema_version": store.schema_version}
+
+
+async def _purge(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    async with metadata(settings) as store, media(settings) as storage:
+        done = await sweep(store, storage, settings.deleted_retention, utc(time.time()))
+    return dataclasses.asdict(done)
+
+
+async def _delete_recordings(settings: Settings, args: argparse.Namespace) -> None:
+    where = _bulk_filter(args)
+    async with metadata(settings) as store, media(settings) as storage:
+        recordings = Recordings(store, storage)
+        found = await recordings.matching(args.account, where)
+        if args.dry_run:
+            return _print({"would_delete": len(found), "recordings": list(found)})
+        if found and not args.yes and not await asyncio.to_thread(_confirmed, args, found):
+            return _print({"deleted": 0})
+        deleted = 0
+        with tqdm(total=len(found), unit="recording", disable=not sys.stderr.isatty()) as bar:
+            for sid in found:
+                with contextlib.suppress(NotFound):  # purged since it was found: gone anyway
+                    await recordings.delete(args.account, sid)
+                    deleted += 1
+                bar.update()
+    _print({"deleted": deleted})
+
+
+def _bulk_filter(args: argparse.Namespace) -> RecordingFilter:
+    """The same parsing as GET /v1/Recordings, so a filter means here what it means there;
+    a bad one is refused naming its flag."""
+    flags = {
+        "GroupingSid": ("--participant", args.participant),
+        "DateCreatedAfter": ("--after", args.after),
+        "DateCreatedBefore": ("--before", args.before),
+        "Status": ("--status", args.status),
+        "MediaType": ("--media-type", args.media_type),
+    }
+    query = MultiDict((name, value) for name, (_, value) in flags.items() if value is not None)
+    if args.room is not None and not sids.is_sid(args.room, "RM"):
+        raise InvalidParameter("--room", "must be an RM SID")
     try:
+        return parse_list(MultiDictProxy(query), args.room).where
+    except InvalidParameter as bad:
+        raise InvalidParameter(flags[bad.name][0], bad.problem) from None
+
+
+def _confirmed(args: argparse.Namespace, found: tuple[str, ...]) -> bool:
+    if not sys.stdin.isatty():
+        raise GatewayError("not on a terminal: add --yes to delete without asking")
+    answer = input(f"Delete {len(found)} recordings of {args.account}? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+async def _callbacks(settings: Settings, args: argparse.Namespace) -> list[dict[str, Any]]:
+    async with metadata(settings) as store:
         found = await store.list_callbacks(args.recording, args.limit)
-    finally:
-        await store.aclose()
     return [
         {
             "id": c.id,
@@ -232,54 +197,45 @@ async def _callbacks(settings: Settings, args: argparse.Namespace) -> list[dict[
 
 
 async def _accounts(settings: Settings, args: argparse.Namespace) -> dict[str, str]:
-    store = await open_store(settings)
-    try:
+    async with metadata(settings) as store:
         account = await accounts.create_account(store, args.name)
-    finally:
-        await store.aclose()
     return {"account_sid": account.sid, "auth_token": account.auth_token}
 
 
 async def _keys(settings: Settings, args: argparse.Namespace) -> dict[str, str]:
-    store = await open_store(settings)
-    try:
+    async with metadata(settings) as store:
         key, secret = await accounts.create_api_key(store, args.account)
-    finally:
-        await store.aclose()
     return {"sid": key.sid, "secret": secret}
 
 
 async def _ingest(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    size = args.file.stat().st_size if args.file.is_file() else 0
+    if not args.file.is_file():
+        raise GatewayError(f"{args.file}: no such file")
+    size = args.file.stat().st_size
     # A bar only for a person watching, and only when there is time to watch it.
     quiet = not sys.stderr.isatty() or size < PROGRESS_FROM
     bar = tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, disable=quiet)
-
-    async def ingest(recordings: Recordings) -> dict[str, Any]:
-        # The recorders' own steps, so a file handed in here is checked the same way.
-        ingestion = Ingestion(recordings.store, recordings.storage)
-        recording = await ingestion.ingest(
-            args.file,
-            args.account,
-            room_sid=args.room,
-            participant_sid=args.participant,
-            source_sid=args.source_sid,
-            track_name=args.track_name,
-            offset=args.offset,
-            codec=args.codec,
-            progress=bar.update,
-        )
-        return recording_json(_public_url(settings), recording)
-
-    if not args.file.is_file():
-        raise GatewayError(f"{args.file}: no such file")
     with bar:
-        return await _with_recordings(settings, ingest)  # type: ignore[no-any-return]
+        async with metadata(settings) as store, media(settings) as storage:
+            # The recorders' own steps, so a file handed in here is checked the same way.
+            recording = await Ingestion(store, storage).ingest(
+                args.file,
+                args.account,
+                room_sid=args.room,
+                participant_sid=args.participant,
+                source_sid=args.source_sid,
+                track_name=args.track_name,
+                offset=args.offset,
+                codec=args.codec,
+                progress=bar.update,
+            )
+    return recording_json(_public_url(settings), recording)
 
 
 _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, Any]]] = {
     "migrate": _migrate,
     "purge": _purge,
+    "recordings": _delete_recordings,
     "callbacks": _callbacks,
     "accounts": _accounts,
     "keys": _keys,
@@ -300,7 +256,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     keys = signing_keys(settings)
     if args.demo:
-        uvloop.run(_with_recordings(settings, lambda r: _announce_demo(settings, r)))
+        uvloop.run(_announce_demo(settings))
     app = create_app(settings, keys)
     app.on_shutdown.append(_hold_further_signals)
     _warn_of_unusable_hosts(settings)
@@ -320,7 +276,7 @@ def _warn_of_unusable_hosts(settings: Settings) -> None:
     """Reached by another name than localhost's, the API would answer 400 to every call
     that returns URLs: say so now rather than at the first client's."""
     loopback = settings.host in ("localhost", "127.0.0.1", "::1")
-    default = Settings().allowed_hosts
+    default = Settings.from_env({}).allowed_hosts
     if not loopback and settings.public_url is None and settings.allowed_hosts == default:
         logging.getLogger(__name__).warning(
             "listening on %s, but neither GATEWAY_PUBLIC_URL nor GATEWAY_ALLOWED_HOSTS is "
@@ -346,15 +302,17 @@ def _already_stopping(grace: float) -> None:
     )
 
 
-async def _announce_demo(settings: Settings, recordings: Recordings) -> None:
+async def _announce_demo(settings: Settings) -> None:
     credentials = settings.sqlite_path.parent / "demo-account.json"
-    account_sid, auth_token, _ = await demo.seed(recordings, credentials)
-    page = await recordings.list(account_sid, RecordingFilter(), 1, None)
+    async with metadata(settings) as store, media(settings) as storage:
+        recordings = Recordings(store, storage)
+        account_sid, auth_token, _ = await demo.seed(recordings, credentials)
+        page = await recordings.list(account_sid, RecordingFilter(), 1, None)
     base = _public_url(settings)
     print(f"Demo account: {account_sid}\nAuth token:   {auth_token}")
     for recording in page.recordings:
-        sid, media = recording.sid, f"{base}/v1/Recordings/{recording.sid}/Media"
+        sid, url = recording.sid, f"{base}/v1/Recordings/{recording.sid}/Media"
         file = f"{sid}.{recording.container_format}"
-        curl = f"curl -L -u {account_sid}:{auth_token} -o {file} '{media}'"
+        curl = f"curl -L -u {account_sid}:{auth_token} -o {file} '{url}'"
         print(f"Fetch a recording's media:\n  {curl}")
     print(flush=True)

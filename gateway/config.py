@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
-import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,28 +235,30 @@ SETTINGS: Final = (
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    database_url: str = "sqlite:///var/gateway.db"
-    storage_url: str = "var/media"
-    s3_endpoint_url: str | None = None
-    s3_max_connections: int = 64
-    s3_timeout: float = 10.0
-    database_pool_size: int = 10
-    database_timeout: float = 5.0
-    header_timeout: float = 10.0
-    shutdown_grace: float = 60.0
-    media_mode: str = "proxy"
-    public_url: str | None = None
-    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")
-    deleted_retention: float = 30 * 86400.0
-    janitor_interval: float = 600.0
-    callback_allow: tuple[str, ...] = ()
-    callback_timeout: float = 10.0
-    callback_backoff: float = 5.0
-    callback_attempts: int = 10
-    admin_token: str | None = None
-    signing_keys: tuple[str, ...] = ()
+    """What SETTINGS parse to, one field each; the defaults are the table's alone."""
+
+    host: str
+    port: int
+    database_url: str
+    storage_url: str
+    s3_endpoint_url: str | None
+    s3_max_connections: int
+    s3_timeout: float
+    database_pool_size: int
+    database_timeout: float
+    header_timeout: float
+    shutdown_grace: float
+    media_mode: str
+    public_url: str | None
+    allowed_hosts: tuple[str, ...]
+    deleted_retention: float
+    janitor_interval: float
+    callback_allow: tuple[str, ...]
+    callback_timeout: float
+    callback_backoff: float
+    callback_attempts: int
+    admin_token: str | None
+    signing_keys: tuple[str, ...]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -288,22 +288,3 @@ class Settings:
     def storage_path(self) -> Path:
         parts = urlsplit(self.storage_url)
         return Path(parts.path if parts.scheme == "file" else self.storage_url)
-
-
-def signing_keys(settings: Settings) -> tuple[str, ...]:
-    """The configured keys, or on SQLite (one instance) one kept beside the database.
-
-    Instances sharing a database must all verify each other's links, so there a
-    missing key stops start-up instead of each instance inventing its own.
-    """
-    if settings.signing_keys:
-        return settings.signing_keys
-    if not settings.uses_sqlite:
-        raise ConfigError("GATEWAY_SIGNING_KEYS must be set when the database is shared")
-    key_file = settings.sqlite_path.parent / "signing-key"
-    if not key_file.exists():
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(32) + "\n")
-    return (key_file.read_text().strip(),)

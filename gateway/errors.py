@@ -93,13 +93,14 @@ class TooLarge(GatewayError):
 class RangeNotSatisfiable(GatewayError):
     status, code = 416, 20416
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, validators: dict[str, str] | None = None) -> None:
         super().__init__(f"The requested range is not within the {size} bytes of media")
         self.size = size
+        self.validators = validators or {}
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Content-Range": f"bytes */{self.size}"}  # RFC 9110 §14.4
+        return {**self.validators, "Content-Range": f"bytes */{self.size}"}  # RFC 9110 §14.4
 
 
 class MediaRejected(GatewayError):

@@ -1,4 +1,4 @@
-"""The recordings use-cases: list, fetch, delete and media links."""
+"""The recordings use-cases: list, fetch and delete."""
 
 from __future__ import annotations
 
@@ -6,34 +6,23 @@ import builtins
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from gateway import sids
 from gateway.callbacks.events import announce
 from gateway.errors import NotFound
+from gateway.instants import utc
 from gateway.janitor import forget_media
-from gateway.media.headers import CONTENT_TYPES, content_disposition
 from gateway.models import Cursor, Recording, RecordingFilter, RecordingPage, Status
-from gateway.signing import MediaGrant, MediaLinkSigner
 from gateway.storage import MediaStorage
 from gateway.store import MetadataStore
-
-
-@dataclass(frozen=True, slots=True)
-class MediaLinkRequest:
-    ttl: int
-    # As the caller asked, not yet checked; None for the default attachment.
-    content_disposition: str | None = None
 
 
 @dataclass(slots=True)
 class Recordings:
     store: MetadataStore
     storage: MediaStorage
-    signer: MediaLinkSigner
     now: Callable[[], float] = field(default=time.time)
-    # Hand out the storage's own presigned URLs, which this service cannot revoke.
-    presign: bool = False
     callback_written: Callable[[], None] = field(default=lambda: None)
 
     async def list(
@@ -88,45 +77,8 @@ class Recordings:
         if deleted is not None:
             await forget_media(self.store, self.storage, deleted)
 
-    async def issue_media_link(
-        self,
-        account_sid: str,
-        sid: str,
-        room_sid: str | None,
-        request: MediaLinkRequest,
-        base_url: str,
-    ) -> str:
-        """The URL `redirect_to` names: this service's signed link, or a presigned one."""
-        recording = await self.get(account_sid, sid, room_sid)
-        disposition = content_disposition(
-            request.content_disposition, f"{recording.sid}.{recording.container_format}"
-        )
-        if not recording.has_media:
-            raise NotFound(f"Recording {sid} has no media to download ({recording.status})")
-        assert recording.media_key is not None  # has_media
-        if self.presign:
-            content_type = CONTENT_TYPES[recording.codec]
-            url = await self.storage.presign(
-                recording.media_key, request.ttl, content_type, disposition
-            )
-            if url is not None:
-                return url
-        expires_at = int(self.now()) + request.ttl
-        grant = MediaGrant(recording.sid, recording.account_sid, disposition, expires_at)
-        return f"{base_url}/media/{self.signer.issue(grant)}"
-
-    async def redeem_media_link(self, token: str) -> tuple[MediaGrant, Recording]:
-        """The grant behind a link and the recording it opens: one lookup by key."""
-        grant = self.signer.verify(token)
-        recording = await self.store.get_recording(grant.recording_sid)
-        if recording is None or recording.account_sid != grant.account_sid:
-            raise NotFound("The recording behind this link does not exist")
-        if not recording.has_media:
-            raise NotFound(f"Recording {recording.sid} is {recording.status}; its media is gone")
-        return grant, recording
-
     def _utcnow(self) -> datetime:
-        return datetime.fromtimestamp(self.now(), UTC)
+        return utc(self.now())
 
 
 def _edge(recording: Recording, *, forward: bool) -> Cursor:

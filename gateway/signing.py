@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -10,7 +13,8 @@ from typing import Final
 from itsdangerous import BadSignature, URLSafeSerializer
 from itsdangerous.encoding import base64_decode, base64_encode
 
-from gateway.errors import LinkExpired, LinkRefused
+from gateway.config import Settings
+from gateway.errors import ConfigError, LinkExpired, LinkRefused
 
 # Instances behind one load balancer never have perfectly agreeing clocks.
 CLOCK_SKEW_SECONDS: Final = 2
@@ -62,3 +66,22 @@ class MediaLinkSigner:
 
 def _canonical(part: str) -> bool:
     return base64_encode(base64_decode(part)).decode() == part
+
+
+def signing_keys(settings: Settings) -> tuple[str, ...]:
+    """The configured keys, or on SQLite (one instance) one kept beside the database.
+
+    Instances sharing a database must all verify each other's links, so there a
+    missing key stops start-up instead of each instance inventing its own.
+    """
+    if settings.signing_keys:
+        return settings.signing_keys
+    if not settings.uses_sqlite:
+        raise ConfigError("GATEWAY_SIGNING_KEYS must be set when the database is shared")
+    key_file = settings.sqlite_path.parent / "signing-key"
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(32) + "\n")
+    return (key_file.read_text().strip(),)

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.api.keys import RECORDINGS, SENDFILE, STORAGE
+from gateway.api.keys import MEDIA_LINKS, SENDFILE, STORAGE
 from gateway.media.reply import decide
 from gateway.media.send import send
 
 
 async def download_media(request: web.Request) -> web.StreamResponse:
-    recordings = request.app[RECORDINGS]
-    grant, recording = await recordings.redeem_media_link(request.match_info["token"])
-    reply = decide(request.headers, recording, grant, recordings.now())
-    assert recording.media_key is not None  # redeem_media_link admits only stored media
-    return await send(
-        request, reply, request.app[STORAGE], recording.media_key, sendfile=request.app[SENDFILE]
-    )
+    links = request.config_dict[MEDIA_LINKS]
+    media = await links.redeem(request.match_info["token"])
+    reply = decide(request.headers, media, links.now())
+    app = request.config_dict
+    return await send(request, reply, app[STORAGE], media.key, sendfile=app[SENDFILE])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import hdrs, web
 
 from gateway import sids
-from gateway.api.keys import ACCOUNT_SID, RECORDINGS, SETTINGS
+from gateway.api.keys import ACCOUNT_SID, MEDIA_LINKS, RECORDINGS, SETTINGS
 from gateway.api.params import parse_list, parse_media_link
 from gateway.api.serialize import list_json, recording_json
 from gateway.errors import InvalidParameter, NotFound
@@ -61,7 +61,7 @@ async def delete_recording(request: web.Request) -> web.Response:
 async def redirect_to_media(request: web.Request) -> web.Response:
     room_sid = _room_sid(request)
     link = parse_media_link(request.query)
-    location = await request.app[RECORDINGS].issue_media_link(
+    location = await request.app[MEDIA_LINKS].issue(
         request[ACCOUNT_SID], request.match_info["sid"], room_sid, link, base_url(request)
     )
     return web.json_response(

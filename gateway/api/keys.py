@@ -8,6 +8,7 @@ from aiohttp import web
 
 from gateway.config import Settings
 from gateway.ingestion import Ingestion
+from gateway.media_links import MediaLinks
 from gateway.recordings import Recordings
 from gateway.storage import MediaStorage
 from gateway.store import MetadataStore
@@ -17,7 +18,9 @@ STORE: Final = web.AppKey("store", MetadataStore)
 STORAGE: Final = web.AppKey("storage", MediaStorage)
 RECORDINGS: Final = web.AppKey("recordings", Recordings)
 INGESTION: Final = web.AppKey("ingestion", Ingestion)
-# Whether local files go out through loop.sendfile (else read in pieces).
+MEDIA_LINKS: Final = web.AppKey("media_links", MediaLinks)
+# Whether media goes out through loop.sendfile (local files on a loop that has it),
+# decided once at start-up; else it is read in pieces.
 SENDFILE: Final = web.AppKey("sendfile", bool)
 ACCOUNT_SID: Final = web.RequestKey("account_sid", str)
 # The route template a request matched, for logs: never the path, which for a media link

@@ -18,8 +18,8 @@ from gateway.errors import InvalidParameter
 from gateway.hosts import parse_host
 from gateway.ingestion import Declaration
 from gateway.instants import from_micros, to_micros
+from gateway.media_links import MediaLinkRequest
 from gateway.models import Codec, Container, Cursor, MediaType, RecordingFilter, Status
-from gateway.recordings import MediaLinkRequest
 
 DEFAULT_PAGE_SIZE: Final = 50
 MAX_PAGE_SIZE: Final = 1000

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import format_datetime
 
+from gateway.errors import RangeNotSatisfiable
 from gateway.media.conditional import Decision, evaluate, range_applies
-from gateway.media.headers import CONTENT_TYPES, cache_control
+from gateway.media.headers import cache_control
 from gateway.media.ranges import parse_range
-from gateway.models import Recording
-from gateway.signing import MediaGrant
+from gateway.media_links import StoredMedia
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,29 +21,29 @@ class Reply:
     body: tuple[int, int] | None
 
 
-def decide(
-    request_headers: Mapping[str, str], recording: Recording, grant: MediaGrant, now: float
-) -> Reply:
-    size = recording.size
-    etag = recording.media_etag or f'"{recording.sid}"'
-    last_modified = recording.date_updated.replace(microsecond=0)
+def decide(request_headers: Mapping[str, str], media: StoredMedia, now: float) -> Reply:
+    size, etag, last_modified = media.size, media.etag, media.last_modified
     headers = {
         "Accept-Ranges": "bytes",
         "ETag": etag,
         "Last-Modified": format_datetime(last_modified, usegmt=True),
-        "Cache-Control": cache_control(grant.expires_at - int(now)),
+        "Cache-Control": cache_control(media.expires_at - int(now)),
     }
     decision = evaluate(request_headers, etag, last_modified)
     if decision is Decision.NOT_MODIFIED:
         return Reply(304, headers, None)
     if decision is Decision.PRECONDITION_FAILED:
         return Reply(412, headers, None)
-    headers["Content-Type"] = CONTENT_TYPES[recording.codec]
-    headers["Content-Disposition"] = grant.content_disposition
     wanted = request_headers.get("Range")
-    if wanted is None or not range_applies(request_headers, etag, last_modified):
-        return Reply(200, headers, (0, size))
-    selected = parse_range(wanted, size)  # raises RangeNotSatisfiable: 416
+    selected = None
+    if wanted is not None and range_applies(request_headers, etag, last_modified):
+        try:
+            selected = parse_range(wanted, size)
+        except RangeNotSatisfiable:
+            # A Twilio error body, with the validators every other answer here carries.
+            raise RangeNotSatisfiable(size, validators=headers) from None
+    headers["Content-Type"] = media.content_type
+    headers["Content-Disposition"] = media.content_disposition
     if selected is None:
         return Reply(200, headers, (0, size))
     start, end = selected

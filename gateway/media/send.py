@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Final
+from typing import Final, cast
 
 from aiohttp import hdrs, web
 
@@ -49,8 +49,8 @@ async def send(
     try:
         await response.prepare(request)
         try:
-            if sendfile and isinstance(reader, FileBackedReader):
-                await _sendfile(request, reader)
+            if sendfile:  # only ever set for storage whose readers are file-backed
+                await _sendfile(request, cast(FileBackedReader, reader))
             else:
                 await _pump(response, reader)
         except ConnectionError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
 from datetime import datetime
-from typing import IO, Protocol, runtime_checkable
+from typing import IO, Protocol
 
 from gateway.config import Settings
 
@@ -22,7 +22,6 @@ class MediaReader(Protocol):
     async def aclose(self) -> None: ...
 
 
-@runtime_checkable
 class FileBackedReader(MediaReader, Protocol):
     """A reader over a local file, which the byte pump may hand to `loop.sendfile`."""
 
@@ -30,6 +29,9 @@ class FileBackedReader(MediaReader, Protocol):
 
 
 class MediaStorage(Protocol):
+    # Whether its readers are FileBackedReaders, which loop.sendfile can send.
+    serves_files: bool
+
     async def check(self) -> None:
         """Raises unless the storage answers now and its bucket or folder is there."""
         ...

@@ -46,6 +46,8 @@ class LocalMediaReader:
 
 
 class LocalStorage:
+    serves_files = True
+
     def __init__(self, root: Path) -> None:
         self._root = root
 

@@ -47,6 +47,8 @@ class S3MediaReader:
 
 
 class S3Storage:
+    serves_files = False
+
     def __init__(self, client: Any, bucket: str, prefix: str, exits: AsyncExitStack) -> None:
         self._client = client
         self._bucket = bucket

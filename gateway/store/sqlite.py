@@ -17,7 +17,7 @@ from gateway.store.outages import OutageWatch
 from gateway.store.schema import MIGRATIONS
 from gateway.store.sql import SqlStore, Statements
 
-WAL_ATTEMPTS: Final = 20
+LOCKED_ATTEMPTS: Final = 20
 
 
 class _On:
@@ -59,7 +59,7 @@ class SqliteDriver:
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
         writer = await _connect(path, busy_timeout)
         try:
-            await _use_wal(writer)
+            await _when_unlocked(writer, "PRAGMA journal_mode = WAL")
             await _migrate(writer)
             reader = await _connect(path, busy_timeout)
         except BaseException:
@@ -141,16 +141,16 @@ def _is_outage(error: BaseException) -> bool:
     )
 
 
-async def _use_wal(db: aiosqlite.Connection) -> None:
+async def _when_unlocked(db: aiosqlite.Connection, statement: str) -> None:
     # Processes opening a new database at once can each hold a read lock while asking
-    # for the write lock the switch needs; SQLite then answers one "locked" at once
-    # instead of waiting on busy_timeout, so that one tries again.
+    # for the write lock that switching to WAL or migrating needs; SQLite then answers
+    # one "locked" at once instead of waiting on busy_timeout, so that one tries again.
     for attempt in itertools.count(1):
         try:
-            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute(statement)
             return
         except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or attempt == WAL_ATTEMPTS:
+            if "locked" not in str(error) or attempt == LOCKED_ATTEMPTS:
                 raise
             await asyncio.sleep(0.01 * attempt)
 
@@ -158,7 +158,7 @@ async def _use_wal(db: aiosqlite.Connection) -> None:
 async def _migrate(db: aiosqlite.Connection) -> None:
     # IMMEDIATE takes the write lock before reading the version, so processes starting
     # at once on a new database migrate one after the other.
-    await db.execute("BEGIN IMMEDIATE")
+    await _when_unlocked(db, "BEGIN IMMEDIATE")
     try:
         async with db.execute("PRAGMA user_version") as cursor:
             row = await cursor.fetchone()

@@ -22,11 +22,13 @@ PAYLOAD = os.urandom(1_000_003)
 @pytest.fixture(params=["local", "s3"])
 def storage_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     if request.param == "s3":
-        return Settings(
-            storage_url=f"s3://{request.getfixturevalue('s3_bucket')}/media",
-            s3_endpoint_url=request.getfixturevalue("s3_endpoint"),
+        return Settings.from_env(
+            {
+                "GATEWAY_STORAGE_URL": f"s3://{request.getfixturevalue('s3_bucket')}/media",
+                "GATEWAY_S3_ENDPOINT_URL": request.getfixturevalue("s3_endpoint"),
+            }
         )
-    return Settings(storage_url=str(tmp_path / "media"))
+    return Settings.from_env({"GATEWAY_STORAGE_URL": str(tmp_path / "media")})
 
 
 @pytest.fixture

@@ -34,8 +34,8 @@ T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     if request.param == "postgres":
-        return Settings(database_url=request.getfixturevalue("postgres_url"))
-    return Settings(database_url=f"sqlite:///{tmp_path}/gateway.db")
+        return Settings.from_env({"GATEWAY_DATABASE_URL": request.getfixturevalue("postgres_url")})
+    return Settings.from_env({"GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path}/gateway.db"})
 
 
 @pytest.fixture

@@ -79,6 +79,8 @@ class FailsToDeleteOnce:
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         return await self.storage.put(key, chunks)
 
+    serves_files = False  # its readers go through the pump, whatever it wraps
+
     async def discard_unfinished(self, prefix: str) -> int:
         return await self.storage.discard_unfinished(prefix)
 

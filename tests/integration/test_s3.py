@@ -32,12 +32,15 @@ from tests.schema import validate_error
 
 @pytest.fixture
 def settings(tmp_path: Path, s3_bucket: str, s3_endpoint: str) -> Settings:
-    return Settings(
-        database_url=f"sqlite:///{tmp_path}/gateway.db",
-        storage_url=f"s3://{s3_bucket}/media",
-        s3_endpoint_url=s3_endpoint,
-        s3_max_connections=2,  # small, so a leaked connection would soon block everyone
-        signing_keys=(SIGNING_KEY,),
+    return Settings.from_env(
+        {
+            "GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path}/gateway.db",
+            "GATEWAY_STORAGE_URL": f"s3://{s3_bucket}/media",
+            "GATEWAY_S3_ENDPOINT_URL": s3_endpoint,
+            # Small, so a leaked connection would soon block everyone.
+            "GATEWAY_S3_MAX_CONNECTIONS": "2",
+            "GATEWAY_SIGNING_KEYS": SIGNING_KEY,
+        }
     )
 
 

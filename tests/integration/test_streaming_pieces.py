@@ -77,7 +77,8 @@ def asked(storage: MediaStorage, monkeypatch: pytest.MonkeyPatch) -> Asked:
 
 @pytest.fixture
 def app(settings: Settings, clock: Clock, storage: MediaStorage) -> web.Application:
-    return create_app(settings, settings.signing_keys, now=clock, storage=storage)
+    # The pump, not sendfile: these readers are wrapped to watch what is asked of them.
+    return create_app(settings, settings.signing_keys, now=clock, storage=storage, sendfile=False)
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import SETTINGS, Setting, Settings, signing_keys
+from gateway.config import SETTINGS, Setting, Settings
 from gateway.errors import ConfigError
+from gateway.signing import signing_keys
 
 KEY_A = "first-signing-key-0123456789"
 KEY_B = "second-signing-key-0123456789"
