@@ -29,6 +29,12 @@ _OUTAGES: Final = (
 )
 
 
+def _is_outage(error: BaseException) -> bool:
+    # Closing a transaction on a connection that broke raises InterfaceError while the
+    # break is being handled: the same outage.
+    return isinstance(error, _OUTAGES) or isinstance(error.__context__, _OUTAGES)
+
+
 @functools.lru_cache(maxsize=512)
 def numbered(sql: str) -> str:
     """`?` placeholders as PostgreSQL's $1, $2, …; the SQL here has no literal `?`."""
@@ -59,7 +65,7 @@ class PostgresDriver:
     def __init__(self, pool: asyncpg.Pool, timeout: float) -> None:
         self._pool = pool
         self._timeout = timeout
-        self._outages = OutageWatch(lambda error: isinstance(error, _OUTAGES))
+        self._outages = OutageWatch(_is_outage)
 
     @classmethod
     async def open(cls, settings: Settings) -> PostgresDriver:

@@ -173,3 +173,20 @@ def test_serve_demo_prints_credentials_and_a_working_curl_line(
         urllib.request.urlopen(unauthenticated, timeout=10)
     assert raised.value.code == 401
     raised.value.close()
+
+
+def test_commands_that_issue_no_links_need_no_signing_keys_and_write_none(
+    env: dict[str, str], tmp_path: Path, media_files: dict[Codec, Path]
+) -> None:
+    """Only `serve` issues media links; on PostgreSQL the others run without
+    GATEWAY_SIGNING_KEYS, and on SQLite none of them writes the generated key file."""
+    env = {k: v for k, v in env.items() if k != "GATEWAY_SIGNING_KEYS"}
+    account = ok(env, "accounts", "create")["account_sid"]
+    made = ok(env, "ingest", str(media_files[Codec.OPUS]), "--account", account)
+    assert ok(env, "purge")["ran"] is True
+    assert ok(env, "recordings", "delete", "--account", account, "--yes") == {"deleted": 1}
+    assert ok(env, "callbacks", "list", "--recording", made["sid"]) == []
+    assert ok(env, "migrate")["schema_version"] == len(MIGRATIONS)
+    settings = Settings.from_env(env)
+    if settings.uses_sqlite:
+        assert not (settings.sqlite_path.parent / "signing-key").exists()
