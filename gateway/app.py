@@ -20,8 +20,8 @@ from gateway.api.keys import (
     STORAGE,
     STORE,
 )
-from gateway.api.middlewares import add_security_headers, admin_bearer, basic_auth, twilio_errors
-from gateway.api.routes import ROUTES
+from gateway.api.middlewares import add_security_headers, twilio_errors
+from gateway.api.routes import add_routes
 from gateway.backends import media, metadata
 from gateway.callbacks.delivery import DeliveryPolicy, delivering
 from gateway.config import Settings
@@ -75,7 +75,7 @@ def create_app(
     sendfile: bool = True,
 ) -> web.Application:
     """The application; `store` and `storage` are opened from `settings` unless given."""
-    app = web.Application(middlewares=[twilio_errors, basic_auth, admin_bearer])
+    app = web.Application(middlewares=[twilio_errors])
     app[SETTINGS] = settings
     if store is not None:
         app[STORE] = store
@@ -119,5 +119,5 @@ def create_app(
 
     app.cleanup_ctx.extend([backends, use_cases, janitor])
     app.on_response_prepare.append(add_security_headers)
-    app.add_routes(ROUTES)
+    add_routes(app, settings)
     return app

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from gateway import accounts, demo, sids
 from gateway.api import server
 from gateway.api.keys import SETTINGS
-from gateway.api.params import parse_list
+from gateway.api.query import parse_list
 from gateway.api.serialize import recording_json
 from gateway.app import create_app
 from gateway.backends import media, metadata

@@ -75,14 +75,22 @@ def clock() -> Clock:
 
 @pytest.fixture(params=["sqlite+local", "postgres+s3"])
 def backends(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    """The GATEWAY_* settings of each backend combination the suites run on."""
-    if request.param == "sqlite+local":
-        return {
-            "GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path}/gateway.db",
-            "GATEWAY_STORAGE_URL": f"file://{tmp_path}/media",
-        }
+    """The GATEWAY_* settings of each backend combination the suites run on: the embedded
+    default and production's."""
+    return backend_settings(request.param, request, tmp_path)
+
+
+def backend_settings(pair: str, request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """The settings of a "database+storage" pair, "sqlite+s3" as well as the usual two."""
+    database, storage = pair.split("+")
+    if database == "sqlite":
+        chosen = {"GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path}/gateway.db"}
+    else:
+        chosen = {"GATEWAY_DATABASE_URL": request.getfixturevalue("postgres_url")}
+    if storage == "local":
+        return {**chosen, "GATEWAY_STORAGE_URL": f"file://{tmp_path}/media"}
     return {
-        "GATEWAY_DATABASE_URL": request.getfixturevalue("postgres_url"),
+        **chosen,
         "GATEWAY_STORAGE_URL": f"s3://{request.getfixturevalue('s3_bucket')}/media",
         "GATEWAY_S3_ENDPOINT_URL": request.getfixturevalue("s3_endpoint"),
     }
@@ -123,23 +131,29 @@ def base_url(server: TestServer) -> str:
 
 
 @pytest.fixture
-def recordings(app: web.Application, server: TestServer) -> Recordings:
-    return app[RECORDINGS]
+def started(app: web.Application, server: TestServer) -> web.Application:
+    """The app once its start-up has run: backends open, use-cases in place."""
+    return app
 
 
 @pytest.fixture
-def ingestion(app: web.Application, server: TestServer) -> Ingestion:
-    return app[INGESTION]
+def recordings(started: web.Application) -> Recordings:
+    return started[RECORDINGS]
 
 
 @pytest.fixture
-async def account(app: web.Application, server: TestServer) -> Account:
-    return await create_account(app[STORE], "Tests")
+def ingestion(started: web.Application) -> Ingestion:
+    return started[INGESTION]
 
 
 @pytest.fixture
-async def other_account(app: web.Application, server: TestServer) -> Account:
-    return await create_account(app[STORE], "Someone else")
+async def account(started: web.Application) -> Account:
+    return await create_account(started[STORE], "Tests")
+
+
+@pytest.fixture
+async def other_account(started: web.Application) -> Account:
+    return await create_account(started[STORE], "Someone else")
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from aiohttp import hdrs, web
 
 from gateway import sids
 from gateway.api.keys import ACCOUNT_SID, MEDIA_LINKS, RECORDINGS, SETTINGS
-from gateway.api.params import parse_list, parse_media_link
+from gateway.api.query import parse_list, parse_media_link
 from gateway.api.serialize import list_json, recording_json
 from gateway.errors import InvalidParameter, NotFound
 from gateway.hosts import listed, parse_host
@@ -16,7 +16,7 @@ def base_url(request: web.Request) -> str:
     """GATEWAY_PUBLIC_URL, or the request's own origin if its Host is allowed: a Host
     naming another site would put that site into `Location`, `redirect_to` and every
     `url`, for any cache or proxy in between to hand to other clients."""
-    settings = request.app[SETTINGS]
+    settings = request.config_dict[SETTINGS]
     if settings.public_url is not None:
         return settings.public_url
     host, port = parse_host(request.headers.get(hdrs.HOST, ""))
@@ -37,7 +37,7 @@ def _room_sid(request: web.Request) -> str | None:
 async def list_recordings(request: web.Request) -> web.Response:
     room_sid = _room_sid(request)
     query = parse_list(request.query, room_sid)
-    page = await request.app[RECORDINGS].list(
+    page = await request.config_dict[RECORDINGS].list(
         request[ACCOUNT_SID], query.where, query.page_size, query.cursor
     )
     return web.json_response(list_json(base_url(request), request.path, query, page, room_sid))
@@ -45,14 +45,14 @@ async def list_recordings(request: web.Request) -> web.Response:
 
 async def fetch_recording(request: web.Request) -> web.Response:
     room_sid = _room_sid(request)
-    recording = await request.app[RECORDINGS].get(
+    recording = await request.config_dict[RECORDINGS].get(
         request[ACCOUNT_SID], request.match_info["sid"], room_sid
     )
     return web.json_response(recording_json(base_url(request), recording, room_sid))
 
 
 async def delete_recording(request: web.Request) -> web.Response:
-    await request.app[RECORDINGS].delete(
+    await request.config_dict[RECORDINGS].delete(
         request[ACCOUNT_SID], request.match_info["sid"], _room_sid(request)
     )
     return web.Response(status=204)
@@ -61,7 +61,7 @@ async def delete_recording(request: web.Request) -> web.Response:
 async def redirect_to_media(request: web.Request) -> web.Response:
     room_sid = _room_sid(request)
     link = parse_media_link(request.query)
-    location = await request.app[MEDIA_LINKS].issue(
+    location = await request.config_dict[MEDIA_LINKS].issue(
         request[ACCOUNT_SID], request.match_info["sid"], room_sid, link, base_url(request)
     )
     return web.json_response(

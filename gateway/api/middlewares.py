@@ -1,4 +1,5 @@
-"""Authentication, and the one place errors become Twilio's error body."""
+"""The credential checks the route table assigns, and the one place errors become
+Twilio's error body."""
 
 from __future__ import annotations
 
@@ -81,23 +82,17 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
 
 @web.middleware
 async def basic_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every /v1/ request acts as one account: AccountSid:AuthToken or ApiKeySid:Secret."""
-    if not request.path.startswith("/v1/"):
-        return await handler(request)
+    """The API acts as one account: AccountSid:AuthToken or ApiKeySid:Secret."""
     login, password = parse_basic(request.headers.get(hdrs.AUTHORIZATION))
-    request[ACCOUNT_SID] = await authenticate(request.app[STORE], login, password)
+    request[ACCOUNT_SID] = await authenticate(request.config_dict[STORE], login, password)
     return await handler(request)
 
 
 @web.middleware
 async def admin_bearer(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """/internal/ takes the GATEWAY_ADMIN_TOKEN bearer token, and does not exist without one."""
-    if not request.path.startswith("/internal/"):
-        return await handler(request)
-    expected = request.app[SETTINGS].admin_token
-    if expected is None:
-        raise NotFound(f"The requested resource {request.path} was not found")
+    """The recorders' API takes the GATEWAY_ADMIN_TOKEN bearer token."""
+    expected = (request.config_dict[SETTINGS].admin_token or "").encode()
     token = parse_bearer(request.headers.get(hdrs.AUTHORIZATION))
-    if not hmac.compare_digest(token, expected.encode()):
+    if not expected or not hmac.compare_digest(token, expected):
         raise Unauthenticated("A valid bearer token is required", challenge=BEARER_CHALLENGE)
     return await handler(request)

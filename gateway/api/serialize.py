@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from gateway.api.params import ListQuery, encode_cursor
+from gateway.api.page_tokens import encode_cursor
+from gateway.api.query import ListQuery
 from gateway.models import Cursor, Recording, RecordingPage
 
 

@@ -45,6 +45,14 @@ def declaration(account_sid: str) -> dict[str, object]:
     }
 
 
+async def start_recording(recorder: ClientSession, base_url: str, account_sid: str) -> str:
+    """A recording started through the recorder API: its SID."""
+    url = f"{base_url}/internal/v1/Recordings"
+    async with recorder.post(url, json=declaration(account_sid)) as response:
+        assert response.status == 201
+        return (await response.json())["sid"]  # type: ignore[no-any-return]
+
+
 # --- What the HTTP parser refuses ---------------------------------------------------------
 
 
@@ -205,9 +213,7 @@ async def test_sigkill_mid_upload_leaves_no_partial_file_once_restarted_and_uplo
     )
     with serving(env, cwd=tmp_path) as served:
         async with ClientSession(headers=RECORDER) as recorder:
-            started = f"{served.base_url}/internal/v1/Recordings"
-            async with recorder.post(started, json=declaration(account["account_sid"])) as r:
-                sid = (await r.json())["sid"]
+            sid = await start_recording(recorder, served.base_url, account["account_sid"])
             upload = f"{served.base_url}/internal/v1/Recordings/{sid}/Media"
             put = asyncio.create_task(recorder.put(upload, data=_slow_body(video[:100_000])))
             for _ in range(100):
@@ -246,18 +252,18 @@ async def test_upload_removes_the_abandoned_partial_file_it_replaces_and_no_othe
     video = await asyncio.to_thread(media_files[Codec.VP8].read_bytes)
     with serving(env, cwd=tmp_path) as served:
         async with ClientSession(headers=RECORDER) as recorder:
-            started = f"{served.base_url}/internal/v1/Recordings"
-            sids = []
-            for _ in range(2):
-                async with recorder.post(started, json=declaration(account["account_sid"])) as r:
-                    sids.append((await r.json())["sid"])
+            sids = [
+                await start_recording(recorder, served.base_url, account["account_sid"])
+                for _ in "ab"
+            ]
             # What writers killed mid-upload leave: partial files nobody holds. Made after
             # start-up, which would have removed both; the PUT removes only its own.
             replaced, other = (media / account["account_sid"] / sid for sid in sids)
             for folder in (replaced, other):
                 folder.mkdir(parents=True)
                 (folder / ".abc.mkv.0000.partial").write_bytes(b"half a recording")
-            async with recorder.put(f"{started}/{sids[0]}/Media", data=video) as r:
+            upload = f"{served.base_url}/internal/v1/Recordings/{sids[0]}/Media"
+            async with recorder.put(upload, data=video) as r:
                 assert r.status == 200
     assert partial_files(media) == [other / ".abc.mkv.0000.partial"]
 
@@ -277,10 +283,9 @@ async def test_upload_slower_than_the_header_timeout_completes(
 
     with serving(env, cwd=tmp_path) as served:
         async with ClientSession(headers=RECORDER) as recorder:
-            started = f"{served.base_url}/internal/v1/Recordings"
-            async with recorder.post(started, json=declaration(account["account_sid"])) as r:
-                sid = (await r.json())["sid"]
-            async with recorder.put(f"{started}/{sid}/Media", data=slowly()) as r:
+            sid = await start_recording(recorder, served.base_url, account["account_sid"])
+            upload = f"{served.base_url}/internal/v1/Recordings/{sid}/Media"
+            async with recorder.put(upload, data=slowly()) as r:
                 assert r.status == 200
                 assert (await r.json())["size"] == len(video)
 
@@ -293,9 +298,7 @@ async def test_recorder_leaving_mid_upload_logs_no_traceback(
     account = await asyncio.to_thread(ok, env, "accounts", "create")
     with serving(env, cwd=tmp_path) as served:
         async with ClientSession(headers=RECORDER) as recorder:
-            started = f"{served.base_url}/internal/v1/Recordings"
-            async with recorder.post(started, json=declaration(account["account_sid"])) as r:
-                sid = (await r.json())["sid"]
+            sid = await start_recording(recorder, served.base_url, account["account_sid"])
         head = request(
             "PUT",
             f"/internal/v1/Recordings/{sid}/Media",

@@ -82,7 +82,7 @@ async def test_basic_password_with_any_bytes_is_401_on_every_api_route(
 @one_backend
 @pytest.mark.parametrize("token", [b"\xff\xfe", b"caf\xc3\xa9", ADMIN_TOKEN.encode() + b"\x80"])
 async def test_bearer_token_with_bytes_that_are_not_the_token_is_401(
-    base_url: str, server: TestServer, token: bytes
+    base_url: str, token: bytes
 ) -> None:
     raw = request("POST", "/internal/v1/Recordings", {"Content-Length": "0"}).replace(
         b"Connection: close", b"Connection: close\r\nAuthorization: Bearer " + token
@@ -393,7 +393,7 @@ async def test_every_method_a_route_does_not_serve_is_405_listing_those_it_does(
 
 
 @one_backend
-async def test_connect_is_404_naming_what_it_asked_for(base_url: str, server: TestServer) -> None:
+async def test_connect_is_404_naming_what_it_asked_for(base_url: str) -> None:
     answer = await exchange(base_url, b"CONNECT example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n")
     assert answer.status == 404
     body = answer.json()

@@ -21,7 +21,7 @@ from gateway.config import Settings
 from gateway.ingestion import Ingestion
 from gateway.models import Account, Codec, Recording, Status
 from gateway.sids import mint
-from tests.conftest import SIGNING_KEY, Clock
+from tests.conftest import SIGNING_KEY, Clock, backend_settings
 from tests.media import write_noisy_video
 from tests.schema import validate_error
 
@@ -33,12 +33,33 @@ CONTENT_TYPES = {
 }
 
 
-@pytest.fixture(params=["sendfile", "chunks"])
-def app(request: pytest.FixtureRequest, settings: Settings, clock: Clock) -> web.Application:
-    """Every download behaviour runs through both ways local bytes can leave."""
-    return create_app(
-        settings, settings.signing_keys, now=clock, sendfile=request.param == "sendfile"
-    )
+# Both ways local bytes can leave; S3 bytes always go through the pump, so there the
+# sendfile axis would repeat the same test. S3 runs on SQLite too, so that the S3
+# download suite needs no PostgreSQL.
+WAYS = [
+    ("sqlite+local", "sendfile"),
+    ("sqlite+local", "pump"),
+    ("sqlite+s3", "pump"),
+    ("postgres+s3", "pump"),
+]
+
+
+@pytest.fixture(params=WAYS, ids="-".join)
+def way(request: pytest.FixtureRequest) -> tuple[str, str]:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def backends(
+    way: tuple[str, str], request: pytest.FixtureRequest, tmp_path: Path
+) -> dict[str, str]:
+    return backend_settings(way[0], request, tmp_path)
+
+
+@pytest.fixture
+def app(way: tuple[str, str], settings: Settings, clock: Clock) -> web.Application:
+    sendfile = way[1] == "sendfile"
+    return create_app(settings, settings.signing_keys, now=clock, sendfile=sendfile)
 
 
 async def media_link(

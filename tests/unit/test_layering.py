@@ -74,7 +74,7 @@ def test_the_import_walk_sees_what_it_must() -> None:
     # Guards the guards below: a walker that found nothing would pass them all.
     assert {"gateway.app", "gateway.media.send", "gateway.api.routes"} <= set(MODULES)
     assert "gateway.app" in importers_of("aiohttp")
-    assert "gateway.api.params" in importers_of("gateway.errors")
+    assert "gateway.api.query" in importers_of("gateway.errors")
     assert "gateway.store.sqlite" in importers_of("aiosqlite")
 
 
@@ -124,3 +124,22 @@ def test_core_module_reaches_neither_the_api_nor_aiohttp_indirectly(module: str)
     reached = in_gateway_closure(module)
     assert {name for name in reached if is_within(name, "gateway.api")} == set()
     assert {name for name in reached if name in importers_of("aiohttp")} == set()
+
+
+# What stands behind the MetadataStore and MediaStorage Protocols.
+ADAPTERS = [
+    "gateway.store.sql",
+    "gateway.store.schema",
+    "gateway.store.sqlite",
+    "gateway.store.postgres",
+    "gateway.storage.local",
+    "gateway.storage.s3",
+]
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_the_http_layer_reaches_no_backend_adapter(adapter: str) -> None:
+    # Through the Protocols only: an adapter chosen by URL in one place, never imported.
+    assert adapter in MODULES
+    reached = {m for m in MODULES if is_within(m, "gateway.api") and adapter in imports_of(m)}
+    assert reached == set()

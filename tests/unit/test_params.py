@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 from multidict import MultiDict, MultiDictProxy
 
-from gateway.api.params import decode_cursor, encode_cursor, parse_list, parse_media_link
+from gateway.api.page_tokens import decode_cursor, encode_cursor
+from gateway.api.query import parse_list, parse_media_link
 from gateway.errors import InvalidParameter
 from gateway.models import Cursor, MediaType, RecordingFilter, Status
 

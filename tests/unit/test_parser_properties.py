@@ -27,13 +27,9 @@ from multidict import CIMultiDict, MultiDict, MultiDictProxy
 
 from gateway import sids
 from gateway.api.credentials import parse_basic, parse_bearer
-from gateway.api.params import (
-    decode_cursor,
-    encode_cursor,
-    parse_declaration,
-    parse_list,
-    parse_media_link,
-)
+from gateway.api.declarations import parse_declaration
+from gateway.api.page_tokens import decode_cursor, encode_cursor
+from gateway.api.query import parse_list, parse_media_link
 from gateway.errors import InvalidParameter, RangeNotSatisfiable, Unauthenticated
 from gateway.hosts import listed, parse_host
 from gateway.ingestion import Declaration
@@ -845,7 +841,7 @@ LIST_NAMES: Final = (
 
 
 def cursor_text(forward: bool, micros: int, sid: str) -> str:
-    """The cursor grammar gateway/api/params.py documents: direction, microseconds since
+    """The cursor grammar gateway/api/page_tokens.py documents: direction, microseconds since
     the epoch, ":" and the recording SID."""
     return f"{'n' if forward else 'p'}{micros}:{sid}"
 
