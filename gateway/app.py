@@ -7,7 +7,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack
 
 from aiohttp import web
 
@@ -84,7 +83,7 @@ def create_app(
     signer = MediaLinkSigner(signing_keys, now)
 
     async def backends(app: web.Application) -> AsyncIterator[None]:
-        async with AsyncExitStack() as opened:
+        async with contextlib.AsyncExitStack() as opened:
             if store is None:
                 app[STORE] = await opened.enter_async_context(metadata(settings))
             if storage is None:
