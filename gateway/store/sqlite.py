@@ -12,7 +12,6 @@ from typing import Any, Final
 
 import aiosqlite
 
-from gateway.errors import DatabaseUnavailable
 from gateway.store.outages import OutageWatch
 from gateway.store.schema import MIGRATIONS
 from gateway.store.sql import SqlStore, Statements
@@ -98,12 +97,10 @@ class SqliteDriver:
 
     async def _take_write_turn(self) -> None:
         # Writes queue here behind one another; bounded, so that during an outage they
-        # do not wait a busy_timeout each, one after the other.
-        try:
-            async with asyncio.timeout(self._timeout):
-                await self._writing.acquire()
-        except TimeoutError:
-            raise DatabaseUnavailable("The database is busy; try again shortly") from None
+        # do not wait a busy_timeout each, one after the other. A wait that times out is
+        # the same outage as the lock that holds up the write before it.
+        async with asyncio.timeout(self._timeout):
+            await self._writing.acquire()
 
     @asynccontextmanager
     async def sweep_lock(self) -> AsyncIterator[bool]:
@@ -135,6 +132,8 @@ async def _connect(path: Path, busy_timeout: float) -> aiosqlite.Connection:
 def _is_outage(error: BaseException) -> bool:
     # Locked beyond busy_timeout, or a disk that fails or is full: the environment's
     # failures, unlike the OperationalErrors a wrong statement raises.
+    if isinstance(error, TimeoutError):  # waiting for the write turn
+        return True
     message = str(error)
     return isinstance(error, sqlite3.OperationalError) and any(
         sign in message for sign in ("locked", "busy", "disk", "unable to open")

@@ -208,9 +208,7 @@ async def test_sigkill_mid_upload_leaves_no_partial_file_once_restarted_and_uplo
     env = {**env, "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN}
     media = Path(URL(env["GATEWAY_STORAGE_URL"]).path)
     account = await asyncio.to_thread(ok, env, "accounts", "create")
-    video = await asyncio.to_thread(
-        next(p for p in media_files.values() if p.suffix == ".mkv").read_bytes
-    )
+    video = await asyncio.to_thread(media_files[Codec.VP8].read_bytes)
     with serving(env, cwd=tmp_path) as served:
         async with ClientSession(headers=RECORDER) as recorder:
             sid = await start_recording(recorder, served.base_url, account["account_sid"])
@@ -342,7 +340,7 @@ async def test_database_cut_off_is_503_with_retry_after_logged_once_and_heals(
         "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN,
     }
     account = await asyncio.to_thread(ok, env, "accounts", "create")
-    audio = next(p for p in media_files.values() if p.suffix == ".mka")
+    audio = media_files[Codec.OPUS]
     recording = await asyncio.to_thread(
         ok, env, "ingest", str(audio), "--account", account["account_sid"]
     )

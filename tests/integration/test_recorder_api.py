@@ -207,9 +207,22 @@ async def test_steps_out_of_order_are_409(
         ({"status_callback": "ftp://example.com/x"}, "status_callback"),
         ({"status_callback_method": "PUT"}, "status_callback_method"),
         ({"track_name": ["a"]}, "track_name"),
+        # Once 500s or accepted: beyond int64, hostless or malformed callbacks, text no
+        # database stores (json.dumps sends "\ud800" as the escape a client would).
+        ({"offset": 2**63}, "offset"),
+        ({"offset": 10**30}, "offset"),
+        ({"status_callback": "http://[x/"}, "status_callback"),
+        ({"status_callback": "http://"}, "status_callback"),
+        ({"status_callback": "https://:443/"}, "status_callback"),
+        ({"status_callback": "http://host:99999/"}, "status_callback"),
+        ({"status_callback": "http://exa mple.com/"}, "status_callback"),
+        ({"track_name": "\ud800"}, "track_name"),
+        ({"track_name": "a\x00b"}, "track_name"),
+        ({"track_name": "x" * 129}, "track_name"),
     ],
 )
 async def test_bad_declaration_is_400_naming_the_field(
+    caplog: pytest.LogCaptureFixture,
     recorder: ClientSession,
     base_url: str,
     account: Account,
@@ -222,6 +235,7 @@ async def test_bad_declaration_is_400_naming_the_field(
         error = await response.json()
     validate_error(error, 400)
     assert named in error["message"]
+    assert not any(record.exc_info for record in caplog.records)  # the client's mistake
 
 
 async def test_declaration_for_an_unknown_account_or_not_json_is_400(
