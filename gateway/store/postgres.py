@@ -85,6 +85,10 @@ class PostgresDriver:
             max_size=settings.database_pool_size,
             timeout=timeout,  # to connect
             command_timeout=timeout,
+            # Nothing here changes a pooled session's state (the sweep lock resets its
+            # own connection), so releasing one need not reset it: asyncpg's default
+            # reset is a round trip of four statements after every query.
+            reset=_keep_as_is,
         )
         return cls(pool, timeout)
 
@@ -102,6 +106,10 @@ class PostgresDriver:
     async def fetch(self, sql: str, *args: object) -> list[Sequence[Any]]:
         async with self._connection() as connection:
             return await _On(connection).fetch(sql, *args)
+
+    async def fetch_one(self, sql: str, *args: object) -> Sequence[Any] | None:
+        async with self._connection() as connection:
+            return await connection.fetchrow(numbered(sql), *args)  # type: ignore[no-any-return]
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Statements]:
@@ -136,7 +144,13 @@ class PostgresDriver:
                         await connection.execute("SELECT pg_advisory_unlock($1)", _SWEEP_LOCK)
         finally:
             with contextlib.suppress(*lost):
+                await connection.reset()  # whatever became of the lock, none is kept
+            with contextlib.suppress(*lost):
                 await self._pool.release(connection)
+
+
+async def _keep_as_is(connection: asyncpg.Connection) -> None:
+    pass
 
 
 async def open_postgres(settings: Settings) -> SqlStore:

@@ -121,13 +121,16 @@ def _enum(name: str, kind: Callable[[str], Any], *, mutable: bool = False) -> Co
 
 class Table(Generic[R]):
     """A table and the record type its rows are, with the SQL derived from its columns
-    (placeholders are `?`; drivers that number theirs rewrite them)."""
+    (placeholders are `?`; drivers that number theirs rewrite them). The first column
+    is the primary key."""
 
     def __init__(self, name: str, record: Callable[..., R], *columns: Column) -> None:
         self.name, self._record, self.columns = name, record, columns
         self.column_list = ", ".join(column.name for column in columns)
         self.select = f"SELECT {self.column_list} FROM {name}"
-        self.insert = f"INSERT INTO {name} ({self.column_list}) VALUES ({_marks(len(columns))})"
+        self.select_by_key = f"{self.select} WHERE {columns[0].name} = ?"
+        marks = ", ".join("?" * len(columns))
+        self.insert = f"INSERT INTO {name} ({self.column_list}) VALUES ({marks})"
         self.mutable = tuple(column for column in columns if column.mutable)
         self.assign_mutable = ", ".join(f"{column.name} = ?" for column in self.mutable)
 
@@ -149,10 +152,6 @@ class Table(Generic[R]):
 def _encoded(record: object, columns: Sequence[Column]) -> tuple[Any, ...]:
     values = (getattr(record, column.attribute) for column in columns)
     return tuple(None if v is None else c.encode(v) for c, v in zip(columns, values, strict=True))
-
-
-def _marks(count: int) -> str:
-    return ", ".join("?" * count)
 
 
 ACCOUNTS: Final = Table(

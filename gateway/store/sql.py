@@ -26,6 +26,11 @@ class Statements(Protocol):
 
 
 class Driver(Statements, Protocol):
+    async def fetch_one(self, sql: str, *args: object) -> Sequence[Any] | None:
+        """One row by primary key, or None: short enough that a driver may read it on
+        the loop."""
+        ...
+
     # What makes a row-claiming subquery skip rows another transaction holds.
     claim_lock: str
 
@@ -66,15 +71,15 @@ class SqlStore:
         await self._db.execute(ACCOUNTS.insert, *ACCOUNTS.row(account))
 
     async def get_account(self, sid: str) -> Account | None:
-        rows = await self._db.fetch(f"{ACCOUNTS.select} WHERE sid = ?", sid)
-        return ACCOUNTS.record(rows[0]) if rows else None
+        row = await self._db.fetch_one(ACCOUNTS.select_by_key, sid)
+        return None if row is None else ACCOUNTS.record(row)
 
     async def add_api_key(self, key: ApiKey) -> None:
         await self._db.execute(API_KEYS.insert, *API_KEYS.row(key))
 
     async def get_api_key(self, sid: str) -> ApiKey | None:
-        rows = await self._db.fetch(f"{API_KEYS.select} WHERE sid = ?", sid)
-        return API_KEYS.record(rows[0]) if rows else None
+        row = await self._db.fetch_one(API_KEYS.select_by_key, sid)
+        return None if row is None else API_KEYS.record(row)
 
     async def add_recording(self, recording: Recording, callback: Callback | None = None) -> None:
         async with self._db.transaction() as db:
@@ -82,8 +87,8 @@ class SqlStore:
             await _announce(db, callback)
 
     async def get_recording(self, sid: str) -> Recording | None:
-        rows = await self._db.fetch(f"{RECORDINGS.select} WHERE sid = ?", sid)
-        return RECORDINGS.record(rows[0]) if rows else None
+        row = await self._db.fetch_one(RECORDINGS.select_by_key, sid)
+        return None if row is None else RECORDINGS.record(row)
 
     async def list_recordings(
         self, account_sid: str, where: RecordingFilter, after: Cursor | None, limit: int

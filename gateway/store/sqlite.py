@@ -5,46 +5,54 @@ from __future__ import annotations
 import asyncio
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Final
-
-import aiosqlite
+from typing import Any, Final, TypeVar
 
 from gateway.store.outages import OutageWatch
 from gateway.store.schema import MIGRATIONS
 from gateway.store.sql import SqlStore, Statements
 
+T = TypeVar("T")
 LOCKED_ATTEMPTS: Final = 20
 
 
-class _On:
-    """Statements on one connection, inside a transaction someone else holds."""
+class _OnThread:
+    """Statements on one connection, each run in that connection's own thread."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite")
+
+    async def run(self, call: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, call, self._connection)
 
     async def execute(self, sql: str, *args: object) -> int:
-        async with self._db.execute(sql, args) as cursor:
-            return cursor.rowcount
+        return await self.run(lambda db: db.execute(sql, args).rowcount)
 
     async def fetch(self, sql: str, *args: object) -> list[Sequence[Any]]:
-        async with self._db.execute(sql, args) as cursor:
-            return list(await cursor.fetchall())
+        return await self.run(lambda db: db.execute(sql, args).fetchall())
+
+    async def close(self) -> None:
+        await self.run(sqlite3.Connection.close)
+        self._thread.shutdown(wait=False)  # its last work is done: it ends now
 
 
 class SqliteDriver:
-    """Two connections, each with its own thread: reads never queue behind a write
-    waiting for another process's lock, and they see committed rows only (WAL)."""
+    """Three connections. Writes queue on one, in a thread of their own; other reads run
+    on another, so they never queue behind a write waiting for another process's lock;
+    primary-key lookups run on the loop itself. Reads see committed rows only (WAL)."""
 
     claim_lock = ""  # one instance: the write lock is enough
 
     def __init__(
-        self, reader: aiosqlite.Connection, writer: aiosqlite.Connection, timeout: float
+        self, lookups: sqlite3.Connection, reads: _OnThread, writes: _OnThread, timeout: float
     ) -> None:
-        self._reads, self._writes = _On(reader), _On(writer)
-        self._reader, self._writer = reader, writer
+        self._lookups, self._reads, self._writes = lookups, reads, writes
         self._timeout = timeout
         self._writing = asyncio.Lock()  # one transaction at a time on the writer
         self._sweeping = asyncio.Lock()
@@ -55,24 +63,47 @@ class SqliteDriver:
 
     @classmethod
     async def open(cls, path: Path, busy_timeout: float) -> SqliteDriver:
-        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-        writer = await _connect(path, busy_timeout)
-        try:
-            await _when_unlocked(writer, "PRAGMA journal_mode = WAL")
-            await _migrate(writer)
-            reader = await _connect(path, busy_timeout)
-        except BaseException:
-            await writer.close()
-            raise
-        return cls(reader, writer, busy_timeout)
+        def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit: each statement is its own transaction unless we BEGIN one.
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            # Another process holding the write lock longer than this is an outage.
+            db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            db.execute("PRAGMA foreign_keys = ON")
+            return db
+
+        def open_all() -> tuple[sqlite3.Connection, ...]:
+            writer = connect(path, busy_timeout)
+            try:
+                _when_unlocked(writer, "PRAGMA journal_mode = WAL")
+                _migrate(writer)
+                # Lookups never wait on the loop: a busy database sends them to a thread.
+                return writer, connect(path, busy_timeout), connect(path, 0)
+            except BaseException:
+                writer.close()
+                raise
+
+        writer, reader, lookups = await asyncio.to_thread(open_all)
+        return cls(lookups, _OnThread(reader), _OnThread(writer), busy_timeout)
 
     async def aclose(self) -> None:
-        await self._reader.close()
-        await self._writer.close()
+        await self._reads.close()
+        await self._writes.close()
+        self._lookups.close()
 
     async def fetch(self, sql: str, *args: object) -> list[Sequence[Any]]:
         with self._read_outages.watching():
             return await self._reads.fetch(sql, *args)
+
+    async def fetch_one(self, sql: str, *args: object) -> Sequence[Any] | None:
+        with self._read_outages.watching():
+            try:
+                return _look_up(self._lookups, sql, args)
+            except sqlite3.OperationalError as error:
+                if not _is_outage(error):
+                    raise
+            rows = await self._reads.fetch(sql, *args)  # waiting out the lock, in a thread
+        return rows[0] if rows else None
 
     async def execute(self, sql: str, *args: object) -> int:
         async with self.transaction() as db:
@@ -81,26 +112,23 @@ class SqliteDriver:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Statements]:
         with self._write_outages.watching():
-            await self._take_write_turn()
+            # Writes queue here behind one another; bounded, so that during an outage
+            # they do not wait a busy_timeout each, one after the other. A wait that
+            # times out is the same outage as the lock holding up the write before it.
+            async with asyncio.timeout(self._timeout):
+                await self._writing.acquire()
             try:
                 # IMMEDIATE takes SQLite's write lock now, waiting up to busy_timeout
                 # for another process to let go of it.
-                await self._writer.execute("BEGIN IMMEDIATE")
+                await self._writes.execute("BEGIN IMMEDIATE")
                 try:
                     yield self._writes
                 except BaseException:
-                    await self._writer.execute("ROLLBACK")
+                    await self._writes.execute("ROLLBACK")
                     raise
-                await self._writer.execute("COMMIT")
+                await self._writes.execute("COMMIT")
             finally:
                 self._writing.release()
-
-    async def _take_write_turn(self) -> None:
-        # Writes queue here behind one another; bounded, so that during an outage they
-        # do not wait a busy_timeout each, one after the other. A wait that times out is
-        # the same outage as the lock that holds up the write before it.
-        async with asyncio.timeout(self._timeout):
-            await self._writing.acquire()
 
     @asynccontextmanager
     async def sweep_lock(self) -> AsyncIterator[bool]:
@@ -112,21 +140,16 @@ class SqliteDriver:
             yield True
 
 
+def _look_up(db: sqlite3.Connection, sql: str, args: Sequence[object]) -> Sequence[Any] | None:
+    # On the loop: one row by primary key, from the page cache or a page or two of disk,
+    # costs less than handing it to a thread and back. It never waits for a lock
+    # (busy_timeout 0), and WAL readers rarely meet one.
+    row: Sequence[Any] | None = db.execute(sql, args).fetchone()
+    return row
+
+
 async def open_sqlite(path: Path, busy_timeout: float = 5.0) -> SqlStore:
     return SqlStore(await SqliteDriver.open(path, busy_timeout))
-
-
-async def _connect(path: Path, busy_timeout: float) -> aiosqlite.Connection:
-    # Autocommit: each statement is its own transaction unless we BEGIN one.
-    db = await aiosqlite.connect(path, isolation_level=None)
-    try:
-        # Another process holding the write lock longer than this is an outage.
-        await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        await db.execute("PRAGMA foreign_keys = ON")
-    except BaseException:
-        await db.close()
-        raise
-    return db
 
 
 def _is_outage(error: BaseException) -> bool:
@@ -140,34 +163,32 @@ def _is_outage(error: BaseException) -> bool:
     )
 
 
-async def _when_unlocked(db: aiosqlite.Connection, statement: str) -> None:
+def _when_unlocked(db: sqlite3.Connection, statement: str) -> None:
     # Processes opening a new database at once can each hold a read lock while asking
     # for the write lock that switching to WAL or migrating needs; SQLite then answers
     # one "locked" at once instead of waiting on busy_timeout, so that one tries again.
     for attempt in itertools.count(1):
         try:
-            await db.execute(statement)
+            db.execute(statement)
             return
         except sqlite3.OperationalError as error:
             if "locked" not in str(error) or attempt == LOCKED_ATTEMPTS:
                 raise
-            await asyncio.sleep(0.01 * attempt)
+            time.sleep(0.01 * attempt)
 
 
-async def _migrate(db: aiosqlite.Connection) -> None:
+def _migrate(db: sqlite3.Connection) -> None:
     # IMMEDIATE takes the write lock before reading the version, so processes starting
     # at once on a new database migrate one after the other.
-    await _when_unlocked(db, "BEGIN IMMEDIATE")
+    _when_unlocked(db, "BEGIN IMMEDIATE")
     try:
-        async with db.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
-        version = row[0] if row else 0
+        (version,) = db.execute("PRAGMA user_version").fetchone()
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             for statement in script.split(";"):
                 if statement.strip():
-                    await db.execute(statement)
-            await db.execute(f"PRAGMA user_version = {number}")
-        await db.execute("COMMIT")
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number}")
+        db.execute("COMMIT")
     except BaseException:
-        await db.execute("ROLLBACK")
+        db.execute("ROLLBACK")
         raise

@@ -253,7 +253,7 @@ async def test_janitor_queries_find_pending_media_and_purge_only_what_is_due(
         assert await store.get_recording(still.sid) is not None
 
 
-async def test_media_keys_answers_for_many_recordings_in_one_query(
+async def test_media_keys_names_the_stored_media_of_each_recording_asked(
     store: MetadataStore, account: Account
 ) -> None:
     stored, deleted, without = await add(

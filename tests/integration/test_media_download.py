@@ -42,11 +42,16 @@ WAYS = [
     ("sqlite+s3", "pump"),
     ("postgres+s3", "pump"),
 ]
+# An answer that sends no media (304, 412, 416, 403, 404) is decided before the bytes
+# are chosen a way to leave: one local way covers it.
+ANSWER_WAYS = [way for way in WAYS if way != ("sqlite+local", "pump")]
+no_media_sent = pytest.mark.no_media_sent
 
 
-@pytest.fixture(params=WAYS, ids="-".join)
-def way(request: pytest.FixtureRequest) -> tuple[str, str]:
-    return request.param  # type: ignore[no-any-return]
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "way" in metafunc.fixturenames:
+        answers_only = metafunc.definition.get_closest_marker("no_media_sent")
+        metafunc.parametrize("way", ANSWER_WAYS if answers_only else WAYS, ids="-".join)
 
 
 @pytest.fixture
@@ -192,6 +197,7 @@ async def test_suffix_range_longer_than_file_returns_whole_body(
         assert await response.read() == audio_bytes
 
 
+@no_media_sent
 @pytest.mark.parametrize("range_header", ["bytes=99999999-", "bytes=-0"])
 async def test_unsatisfiable_range_is_416_with_the_size(
     anonymous: ClientSession, link: str, audio_bytes: bytes, range_header: str
@@ -268,6 +274,7 @@ async def test_if_range_with_current_etag_honours_the_range(
         assert await response.read() == audio_bytes
 
 
+@no_media_sent
 async def test_if_match_with_another_etag_is_412(anonymous: ClientSession, link: str) -> None:
     async with anonymous.get(link, headers={"If-Match": '"other"'}) as response:
         assert response.status == 412
@@ -305,6 +312,7 @@ async def test_link_with_ttl_1_expires_in_real_time(
         assert "expired" in (await response.json())["message"]
 
 
+@no_media_sent
 @pytest.mark.parametrize("position", [0, 10, -10, -2, -1])
 async def test_tampered_link_is_403(anonymous: ClientSession, link: str, position: int) -> None:
     prefix, token = link.rsplit("/", 1)
@@ -339,6 +347,7 @@ async def test_link_signed_with_retired_key_is_403_and_rotation_keeps_old_links(
             assert response.status == 403
 
 
+@no_media_sent
 async def test_deleting_the_recording_revokes_an_outstanding_link(
     http: ClientSession, anonymous: ClientSession, base_url: str, audio: Recording, link: str
 ) -> None:
@@ -381,6 +390,7 @@ async def test_client_leaving_mid_download_is_not_an_error_and_service_goes_on(
     ] == []
 
 
+@no_media_sent
 @pytest.mark.parametrize(
     "state", [{"status": Status.PROCESSING}, {"status": Status.FAILED}, {"size": 0}]
 )

@@ -75,7 +75,7 @@ def test_the_import_walk_sees_what_it_must() -> None:
     assert {"gateway.app", "gateway.media.send", "gateway.api.routes"} <= set(MODULES)
     assert "gateway.app" in importers_of("aiohttp")
     assert "gateway.api.query" in importers_of("gateway.errors")
-    assert "gateway.store.sqlite" in importers_of("aiosqlite")
+    assert "gateway.store.postgres" in importers_of("asyncpg")
 
 
 def may_import_aiohttp(module: str) -> bool:
