@@ -21,7 +21,7 @@ from multidict import MultiDict, MultiDictProxy
 from tqdm import tqdm
 
 from gateway import accounts, demo, sids
-from gateway.api import server
+from gateway.api import prefork, server
 from gateway.api.keys import SETTINGS
 from gateway.api.query import parse_list
 from gateway.api.serialize import recording_json
@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the API and media links")
     serve.add_argument("--host", help="address to listen on (GATEWAY_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (GATEWAY_PORT)")
+    serve.add_argument("--workers", type=int, help="serving processes (GATEWAY_WORKERS)")
     serve.add_argument(
         "--demo", action="store_true", help="create a demo account and recordings if none yet"
     )
@@ -252,22 +253,45 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         settings,
         host=args.host or settings.host,
         port=settings.port if args.port is None else args.port,
+        workers=settings.workers if args.workers is None else args.workers,
     )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    keys = signing_keys(settings)
+    if settings.workers < 1:
+        raise InvalidParameter("--workers", "must be 1 or more")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s [%(process)d] %(name)s %(message)s"
+    )
+    keys = signing_keys(settings)  # before any fork, so that every worker has the same
     if args.demo:
         uvloop.run(_announce_demo(settings))
-    app = create_app(settings, keys)
-    app.on_shutdown.append(_hold_further_signals)
     _warn_of_unusable_hosts(settings)
+
+    def make_app() -> web.Application:
+        app = create_app(settings, keys)
+        app.on_shutdown.append(_hold_further_signals)
+        return app
+
+    def announce(line: str) -> None:
+        print(line, flush=True)
+
+    if settings.workers > 1:
+        prefork.run_workers(
+            make_app,
+            settings.host,
+            settings.port,
+            workers=settings.workers,
+            header_timeout=settings.header_timeout,
+            shutdown_grace=settings.shutdown_grace,
+            announce=announce,
+        )
+        return 0
     server.run(
-        app,
+        make_app(),
         settings.host,
         settings.port,
         header_timeout=settings.header_timeout,
         shutdown_grace=settings.shutdown_grace,
         loop=uvloop.new_event_loop(),
-        announce=lambda line: print(line, flush=True),
+        announce=announce,
     )
     return 0
 

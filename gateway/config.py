@@ -117,6 +117,13 @@ SETTINGS: Final = (
     Setting("GATEWAY_HOST", "127.0.0.1", "Address to listen on.", str),
     Setting("GATEWAY_PORT", "8080", "Port to listen on.", _port),
     Setting(
+        "GATEWAY_WORKERS",
+        "1",
+        "Serving processes sharing the port, each with its own event loop and pools: "
+        "one per core the instance may use.",
+        _positive,
+    ),
+    Setting(
         "GATEWAY_DATABASE_URL",
         "sqlite:///var/gateway.db",
         "Metadata: sqlite:///relative/path, sqlite:////absolute/path or postgresql://….",
@@ -239,6 +246,7 @@ class Settings:
 
     host: str
     port: int
+    workers: int
     database_url: str
     storage_url: str
     s3_endpoint_url: str | None

@@ -154,6 +154,19 @@ class GatewayRunner(web.AppRunner):
         return _Server(await super()._make_server(), self._header_timeout)
 
 
+def gateway_runner(
+    app: web.Application, *, header_timeout: float, shutdown_grace: float, handle_signals: bool
+) -> GatewayRunner:
+    return GatewayRunner(
+        app,
+        header_timeout=header_timeout,
+        handle_signals=handle_signals,
+        shutdown_timeout=shutdown_grace,
+        access_log_class=RouteAccessLog,
+        keepalive_timeout=KEEPALIVE_TIMEOUT,
+    )
+
+
 def run(
     app: web.Application,
     host: str,
@@ -166,13 +179,8 @@ def run(
 ) -> None:
     """Serve until SIGINT or SIGTERM, then let requests in flight run for the grace: what
     `web.run_app` does, on the runner above."""
-    runner = GatewayRunner(
-        app,
-        header_timeout=header_timeout,
-        handle_signals=True,
-        shutdown_timeout=shutdown_grace,
-        access_log_class=RouteAccessLog,
-        keepalive_timeout=KEEPALIVE_TIMEOUT,
+    runner = gateway_runner(
+        app, header_timeout=header_timeout, shutdown_grace=shutdown_grace, handle_signals=True
     )
 
     async def serve() -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import itertools
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -50,12 +52,17 @@ class SqliteDriver:
     claim_lock = ""  # one instance: the write lock is enough
 
     def __init__(
-        self, lookups: sqlite3.Connection, reads: _OnThread, writes: _OnThread, timeout: float
+        self,
+        lookups: sqlite3.Connection,
+        reads: _OnThread,
+        writes: _OnThread,
+        sweep_file: int,
+        timeout: float,
     ) -> None:
         self._lookups, self._reads, self._writes = lookups, reads, writes
         self._timeout = timeout
         self._writing = asyncio.Lock()  # one transaction at a time on the writer
-        self._sweeping = asyncio.Lock()
+        self._sweep_file, self._sweeping = sweep_file, False
         # Another process's write lock holds up writes, not reads: watched apart, so
         # reads that still succeed do not end, and restart, the writes' outage.
         self._read_outages = OutageWatch(_is_outage)
@@ -72,24 +79,27 @@ class SqliteDriver:
             db.execute("PRAGMA foreign_keys = ON")
             return db
 
-        def open_all() -> tuple[sqlite3.Connection, ...]:
+        def open_all() -> tuple[sqlite3.Connection, sqlite3.Connection, sqlite3.Connection, int]:
             writer = connect(path, busy_timeout)
             try:
                 _when_unlocked(writer, "PRAGMA journal_mode = WAL")
                 _migrate(writer)
                 # Lookups never wait on the loop: a busy database sends them to a thread.
-                return writer, connect(path, busy_timeout), connect(path, 0)
+                lookups, reader = connect(path, 0), connect(path, busy_timeout)
             except BaseException:
                 writer.close()
                 raise
+            sweep_file = os.open(f"{path}.sweep-lock", os.O_RDWR | os.O_CREAT, 0o600)
+            return lookups, reader, writer, sweep_file
 
-        writer, reader, lookups = await asyncio.to_thread(open_all)
-        return cls(lookups, _OnThread(reader), _OnThread(writer), busy_timeout)
+        lookups, reader, writer, sweep_file = await asyncio.to_thread(open_all)
+        return cls(lookups, _OnThread(reader), _OnThread(writer), sweep_file, busy_timeout)
 
     async def aclose(self) -> None:
         await self._reads.close()
         await self._writes.close()
         self._lookups.close()
+        os.close(self._sweep_file)
 
     async def fetch(self, sql: str, *args: object) -> list[Sequence[Any]]:
         with self._read_outages.watching():
@@ -132,12 +142,23 @@ class SqliteDriver:
 
     @asynccontextmanager
     async def sweep_lock(self) -> AsyncIterator[bool]:
-        # SQLite serves one instance, so a lock in this process is enough.
-        if self._sweeping.locked():
+        # Workers sharing the database each have a driver: a lock on a file beside it is
+        # one per database, as PostgreSQL's advisory lock is. flock counts per open file,
+        # so this driver's own sweeps are told apart by the flag.
+        if self._sweeping:
             yield False
             return
-        async with self._sweeping:
+        try:
+            fcntl.flock(self._sweep_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        self._sweeping = True
+        try:
             yield True
+        finally:
+            self._sweeping = False
+            fcntl.flock(self._sweep_file, fcntl.LOCK_UN)
 
 
 def _look_up(db: sqlite3.Connection, sql: str, args: Sequence[object]) -> Sequence[Any] | None:

@@ -1,0 +1,76 @@
+"""`gateway serve` on several cores: gunicorn's pre-fork arbiter over aiohttp's uvloop
+worker. Each worker runs the application and server one process runs (its own loop,
+pools and background tasks); the arbiter shares the port, replaces a worker that dies
+and on SIGTERM gives the workers GATEWAY_SHUTDOWN_GRACE to drain."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from gunicorn.app.base import BaseApplication
+
+from gateway.api.server import gateway_runner
+
+# A worker whose loop has not come round for this long is stuck: the arbiter kills it
+# and starts another. aiohttp's worker checks in every second.
+STUCK_AFTER = 30
+CLOSING_TIME = 5
+
+
+class _Arbiter(BaseApplication):  # type: ignore[misc]
+    def __init__(
+        self, options: dict[str, Any], runner: Callable[[], Awaitable[web.AppRunner]]
+    ) -> None:
+        self._options, self._runner = options, runner
+        super().__init__()
+
+    def load_config(self) -> None:
+        for name, value in self._options.items():
+            self.cfg.set(name, value)
+
+    def load(self) -> Callable[[], Awaitable[web.AppRunner]]:
+        # aiohttp's worker awaits this in each worker, after the fork.
+        return self._runner
+
+
+def run_workers(
+    make_app: Callable[[], web.Application],
+    host: str,
+    port: int,
+    *,
+    workers: int,
+    header_timeout: float,
+    shutdown_grace: float,
+    announce: Callable[[str], None],
+) -> None:
+    """Serve with `workers` processes until SIGTERM or SIGINT, then drain them."""
+
+    async def runner() -> web.AppRunner:
+        return gateway_runner(
+            make_app(),
+            header_timeout=header_timeout,
+            shutdown_grace=shutdown_grace,
+            handle_signals=False,  # the worker's own handlers stop it
+        )
+
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    options = {
+        "bind": address,
+        "workers": workers,
+        "worker_class": "aiohttp.GunicornUVLoopWebWorker",
+        # Workers cut requests at the grace; then they close their pools and stores.
+        "graceful_timeout": math.ceil(shutdown_grace) + CLOSING_TIME,
+        "timeout": STUCK_AFTER,
+        "accesslog": None,  # each worker's RouteAccessLog writes it
+        "errorlog": "-",
+        "proc_name": "gateway",
+        "control_socket_disable": True,  # gunicornc's socket under $HOME: not used here
+        "when_ready": lambda arbiter: announce(
+            f"======== Running on http://{address} with {workers} workers ========\n"
+            "(Press CTRL+C to quit)"
+        ),
+    }
+    _Arbiter(options, runner).run()
