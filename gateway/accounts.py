@@ -5,12 +5,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Final
 
 from gateway import sids
 from gateway.errors import NotFound, Unauthenticated
 from gateway.models import Account, ApiKey
 from gateway.store import MetadataStore
+
+# Bounds the memory of the credential cache; past it the cache starts over.
+REMEMBERED: Final = 10_000
 
 
 def _bytes(secret: str) -> bytes:
@@ -52,3 +58,27 @@ async def authenticate(store: MetadataStore, username: str, password: str) -> st
         if key is not None and hmac.compare_digest(key.secret_hash, _hash(password)):
             return key.account_sid
     raise Unauthenticated("Authentication Error - invalid username or password")
+
+
+class Authenticator:
+    """`authenticate`, with each credential that passed remembered for `ttl` seconds: an
+    API call costs one lookup (of what it asks for), not two. Refusals are not
+    remembered, and only a hash of each secret is kept."""
+
+    def __init__(
+        self, store: MetadataStore, ttl: float, now: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._store, self._ttl, self._now = store, ttl, now
+        self._passed: dict[tuple[str, bytes], tuple[str, float]] = {}
+
+    async def __call__(self, username: str, password: str) -> str:
+        credential = (username, hashlib.sha256(_bytes(password)).digest())
+        known = self._passed.get(credential)
+        if known is not None and known[1] > self._now():
+            return known[0]
+        account_sid = await authenticate(self._store, username, password)
+        if self._ttl > 0:
+            if len(self._passed) >= REMEMBERED:
+                self._passed.clear()
+            self._passed[credential] = (account_sid, self._now() + self._ttl)
+        return account_sid

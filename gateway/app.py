@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from gateway.accounts import Authenticator
 from gateway.api.keys import (
+    AUTHENTICATOR,
     INGESTION,
     MEDIA_LINKS,
     RECORDINGS,
@@ -101,6 +103,7 @@ def create_app(
             attempts=settings.callback_attempts,
         )
         async with delivering(app[STORE], policy, now) as sender:
+            app[AUTHENTICATOR] = Authenticator(app[STORE], settings.credential_cache)
             app[RECORDINGS] = Recordings(app[STORE], app[STORAGE], now, sender.wake)
             presign = settings.media_mode == "presign"
             app[MEDIA_LINKS] = MediaLinks(app[RECORDINGS], signer, now, presign)

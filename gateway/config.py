@@ -90,6 +90,11 @@ def _duration(value: str) -> float:
     return seconds
 
 
+def _duration_or_none(value: str) -> float:
+    """A duration, or 0 for none at all."""
+    return 0.0 if value in ("0", "0s") else _duration(value)
+
+
 def _admin_token(value: str) -> str | None:
     if value and len(value) < 16:
         raise ValueError("must be at least 16 characters long")
@@ -156,6 +161,14 @@ SETTINGS: Final = (
         "How long a request waits for the database (a connection, a query, SQLite's "
         "write lock) before it is answered 503 with Retry-After.",
         _duration,
+    ),
+    Setting(
+        "GATEWAY_CREDENTIAL_CACHE",
+        "5s",
+        "How long each process remembers a credential it has checked, so that an API call "
+        "costs one database lookup rather than two; a changed secret is refused "
+        "everywhere once it has passed. 0 checks every request.",
+        _duration_or_none,
     ),
     Setting(
         "GATEWAY_HEADER_TIMEOUT",
@@ -254,6 +267,7 @@ class Settings:
     s3_timeout: float
     database_pool_size: int
     database_timeout: float
+    credential_cache: float
     header_timeout: float
     shutdown_grace: float
     media_mode: str

@@ -6,6 +6,7 @@ from typing import Final
 
 from aiohttp import web
 
+from gateway.accounts import Authenticator
 from gateway.config import Settings
 from gateway.ingestion import Ingestion
 from gateway.media_links import MediaLinks
@@ -19,6 +20,7 @@ STORAGE: Final = web.AppKey("storage", MediaStorage)
 RECORDINGS: Final = web.AppKey("recordings", Recordings)
 INGESTION: Final = web.AppKey("ingestion", Ingestion)
 MEDIA_LINKS: Final = web.AppKey("media_links", MediaLinks)
+AUTHENTICATOR: Final = web.AppKey("authenticator", Authenticator)
 # Whether media goes out through loop.sendfile (local files on a loop that has it),
 # decided once at start-up; else it is read in pieces.
 SENDFILE: Final = web.AppKey("sendfile", bool)

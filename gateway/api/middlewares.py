@@ -10,9 +10,8 @@ from typing import Final
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
-from gateway.accounts import authenticate
 from gateway.api.credentials import BEARER_CHALLENGE, parse_basic, parse_bearer
-from gateway.api.keys import ACCOUNT_SID, ROUTE, SETTINGS, STORE
+from gateway.api.keys import ACCOUNT_SID, AUTHENTICATOR, ROUTE, SETTINGS
 from gateway.errors import (
     BadRequest,
     GatewayError,
@@ -84,7 +83,7 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
 async def basic_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The API acts as one account: AccountSid:AuthToken or ApiKeySid:Secret."""
     login, password = parse_basic(request.headers.get(hdrs.AUTHORIZATION))
-    request[ACCOUNT_SID] = await authenticate(request.config_dict[STORE], login, password)
+    request[ACCOUNT_SID] = await request.config_dict[AUTHENTICATOR](login, password)
     return await handler(request)
 
 
