@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import stat
@@ -18,6 +19,7 @@ from gateway.errors import ConfigError, LinkExpired, LinkRefused
 
 # Instances behind one load balancer never have perfectly agreeing clocks.
 CLOCK_SKEW_SECONDS: Final = 2
+VERIFIED_LINKS: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,10 @@ class MediaLinkSigner:
         # itsdangerous signs with the *last* key of the list; ours signs with the first.
         self._serializer = URLSafeSerializer(list(reversed(keys)), salt="gateway.media-link")
         self._now = now
+        # A player asks for range after range through one link: its signature is checked
+        # once. Only links that verified are remembered, and their expiry is checked on
+        # every use; a signer with other keys is another signer, with its own memory.
+        self._verified = functools.lru_cache(maxsize=VERIFIED_LINKS)(self._grant)
 
     def issue(self, grant: MediaGrant) -> str:
         payload = [
@@ -48,6 +54,14 @@ class MediaLinkSigner:
         return self._serializer.dumps(payload)
 
     def verify(self, token: str) -> MediaGrant:
+        grant = self._verified(token)
+        # The expiry is in the payload, not itsdangerous's timestamp: each link has its
+        # own Ttl, and a verifier whose clock runs slightly behind must not refuse it.
+        if self._now() > grant.expires_at + CLOCK_SKEW_SECONDS:
+            raise LinkExpired(grant.expires_at)
+        return grant
+
+    def _grant(self, token: str) -> MediaGrant:
         try:
             payload = self._serializer.loads(token)
             grant = MediaGrant(*payload)
@@ -57,10 +71,6 @@ class MediaLinkSigner:
         # one we issued, so a token names exactly one link (for logs, caches, revocation).
         if not all(_canonical(part) for part in token.split(".") if part):
             raise LinkRefused("This media link is not valid")
-        # The expiry is in the payload, not itsdangerous's timestamp: each link has its
-        # own Ttl, and a verifier whose clock runs slightly behind must not refuse it.
-        if self._now() > grant.expires_at + CLOCK_SKEW_SECONDS:
-            raise LinkExpired(grant.expires_at)
         return grant
 
 
