@@ -61,11 +61,6 @@ async def _sweep_now_and_then(
             log.exception("janitor sweep failed; the next one will try again")
 
 
-def _loop_sends_files(loop: asyncio.AbstractEventLoop) -> bool:
-    """uvloop, for one, has no `sendfile` of its own: the abstract one only refuses."""
-    return type(loop).sendfile is not asyncio.AbstractEventLoop.sendfile
-
-
 def create_app(
     settings: Settings,
     signing_keys: tuple[str, ...],
@@ -90,9 +85,8 @@ def create_app(
                 app[STORE] = await opened.enter_async_context(metadata(settings))
             if storage is None:
                 app[STORAGE] = await opened.enter_async_context(media(settings))
-            # Decided once for the process, not tried and refused on every download.
-            loop = asyncio.get_running_loop()
-            app[SENDFILE] = sendfile and app[STORAGE].serves_files and _loop_sends_files(loop)
+            # Decided once for the process, not asked of the storage on every download.
+            app[SENDFILE] = sendfile and app[STORAGE].serves_files
             yield
 
     async def use_cases(app: web.Application) -> AsyncIterator[None]:

@@ -21,8 +21,8 @@ RECORDINGS: Final = web.AppKey("recordings", Recordings)
 INGESTION: Final = web.AppKey("ingestion", Ingestion)
 MEDIA_LINKS: Final = web.AppKey("media_links", MediaLinks)
 AUTHENTICATOR: Final = web.AppKey("authenticator", Authenticator)
-# Whether media goes out through loop.sendfile (local files on a loop that has it),
-# decided once at start-up; else it is read in pieces.
+# Whether media goes out through os.sendfile (local files), decided once at start-up;
+# else it is read in pieces.
 SENDFILE: Final = web.AppKey("sendfile", bool)
 ACCOUNT_SID: Final = web.RequestKey("account_sid", str)
 # The route template a request matched, for logs: never the path, which for a media link

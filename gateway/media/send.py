@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final, cast
@@ -25,6 +26,9 @@ SMALL_PIECE: Final = 256 * 1024
 LARGE_PIECE: Final = 1024 * 1024
 FAST_AFTER: Final = 16 * 1024 * 1024
 FAST_RATE: Final = 64 * 1024 * 1024  # bytes a second
+# A range this small (a player's probe, a seek's first bytes) is read whole and sent
+# with the headers in one write.
+WHOLE_BODY: Final = 64 * 1024
 
 
 async def send(
@@ -46,6 +50,9 @@ async def send(
             await response.write_eof()
             return response
         reader = await storage.open(key, start, end)
+        if end - start <= WHOLE_BODY:
+            body = await _read_all(reader, key)
+            return web.Response(status=reply.status, headers=reply.headers, body=body)
     try:
         await response.prepare(request)
         try:
@@ -70,6 +77,19 @@ async def send(
         await reader.aclose()
 
 
+async def _read_all(reader: MediaReader, key: str) -> bytes:
+    try:
+        pieces = []
+        while piece := await reader.read(reader.end - reader.start):
+            pieces.append(piece)
+    finally:
+        await reader.aclose()
+    body = b"".join(pieces)
+    if len(body) != reader.end - reader.start:
+        raise MediaMissing(f"{key} is shorter than its metadata says")
+    return body
+
+
 @contextmanager
 def _reported_missing(key: str) -> Iterator[None]:
     try:
@@ -91,8 +111,44 @@ async def _pump(response: web.StreamResponse, reader: MediaReader) -> None:
 
 
 async def _sendfile(request: web.Request, reader: FileBackedReader) -> None:
+    """os.sendfile from the file onto the client's socket: the kernel moves the bytes,
+    on any loop (uvloop has no loop.sendfile). It writes to a duplicate of the socket,
+    so that waiting for room is the loop's own add_writer, not the transport's."""
     transport = request.transport
-    if transport is None:
+    if transport is None or transport.is_closing():
         raise ConnectionResetError("client went away")
     loop = asyncio.get_running_loop()
-    await loop.sendfile(transport, reader.file, reader.start, reader.end - reader.start)
+    client = os.dup(transport.get_extra_info("socket").fileno())
+    try:
+        while transport.get_write_buffer_size():  # the headers go first
+            await _writable(loop, client)
+            await asyncio.sleep(0)  # for the transport to write them
+        offset, left = reader.start, reader.end - reader.start
+        while left:
+            if transport.is_closing():
+                raise ConnectionResetError("client went away")
+            try:
+                sent = os.sendfile(client, reader.file.fileno(), offset, min(left, LARGE_PIECE))
+            except BlockingIOError:
+                await _writable(loop, client)
+                continue
+            if sent == 0:  # the file is shorter than its metadata says
+                raise MediaMissing(f"{reader.file.name} ended early")
+            offset, left = offset + sent, left - sent
+            await asyncio.sleep(0)  # a piece at a time, so other requests get the loop too
+    finally:
+        os.close(client)
+
+
+async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def room() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_writer(fd, room)
+    try:
+        await ready
+    finally:
+        loop.remove_writer(fd)

@@ -23,13 +23,13 @@ class MediaReader(Protocol):
 
 
 class FileBackedReader(MediaReader, Protocol):
-    """A reader over a local file, which the byte pump may hand to `loop.sendfile`."""
+    """A reader over a local file, which the byte pump may hand to `os.sendfile`."""
 
     file: IO[bytes]
 
 
 class MediaStorage(Protocol):
-    # Whether its readers are FileBackedReaders, which loop.sendfile can send.
+    # Whether its readers are FileBackedReaders, which os.sendfile can send.
     serves_files: bool
 
     async def check(self) -> None:

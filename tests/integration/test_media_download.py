@@ -18,7 +18,9 @@ from yarl import URL
 from gateway.api.keys import SENDFILE, STORE
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.demo import write_tone
 from gateway.ingestion import Ingestion
+from gateway.media.send import WHOLE_BODY
 from gateway.models import Account, Codec, Recording, Status
 from gateway.sids import mint
 from tests.conftest import SIGNING_KEY, Clock, backend_settings
@@ -79,14 +81,24 @@ async def media_link(
     return body["redirect_to"]  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-def audio(ingested: dict[Codec, Recording]) -> Recording:
-    return ingested[Codec.OPUS]
+@pytest.fixture(scope="session")
+def long_tone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Over 64 KiB, so that a whole download and a large range take the byte pump or
+    # sendfile, while a small range is read whole.
+    path = tmp_path_factory.mktemp("long") / "tone.mka"
+    write_tone(path, 12.0)
+    assert path.stat().st_size > 2 * WHOLE_BODY
+    return path
 
 
 @pytest.fixture
-async def audio_bytes(media_files: dict[Codec, Path]) -> bytes:
-    return await asyncio.to_thread(media_files[Codec.OPUS].read_bytes)
+async def audio(ingestion: Ingestion, account: Account, long_tone: Path) -> Recording:
+    return await ingestion.ingest(long_tone, account.sid)
+
+
+@pytest.fixture
+async def audio_bytes(long_tone: Path) -> bytes:
+    return await asyncio.to_thread(long_tone.read_bytes)
 
 
 @pytest.fixture
@@ -411,15 +423,13 @@ async def test_media_of_a_recording_without_downloadable_media_is_404(
         assert response.status == 200
 
 
-@pytest.mark.parametrize(
-    ("new_loop", "sends_files"), [(asyncio.new_event_loop, True), (uvloop.new_event_loop, False)]
-)
-def test_sendfile_is_chosen_once_by_what_the_loop_can_do(
-    settings: Settings, new_loop: Callable[[], asyncio.AbstractEventLoop], sends_files: bool
+@pytest.mark.parametrize("new_loop", [asyncio.new_event_loop, uvloop.new_event_loop])
+def test_sendfile_is_chosen_once_by_what_the_storage_is(
+    settings: Settings, new_loop: Callable[[], asyncio.AbstractEventLoop]
 ) -> None:
-    """uvloop (what `gateway serve` runs) has no sendfile, and S3 objects are no local
-    files: downloads then go straight to the pump, decided once rather than tried and
-    refused on each."""
+    """Local files go out through os.sendfile on either loop (uvloop, which `gateway
+    serve` runs, has no loop.sendfile); S3 objects are no local files, so they go
+    straight to the pump, decided once rather than asked on each download."""
 
     async def chosen() -> bool:
         runner = web.AppRunner(create_app(settings, settings.signing_keys))
@@ -432,6 +442,6 @@ def test_sendfile_is_chosen_once_by_what_the_loop_can_do(
     loop = new_loop()
     try:
         files = not settings.storage_url.startswith("s3://")
-        assert loop.run_until_complete(chosen()) is (sends_files and files)
+        assert loop.run_until_complete(chosen()) is files
     finally:
         loop.close()
