@@ -3,9 +3,11 @@ whether a state change may rewrite it. The SQL lists and row mapping derive from
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Final, Generic, TypeVar
 
 from gateway.instants import from_micros, to_micros
@@ -22,6 +24,7 @@ from gateway.models import (
 )
 
 R = TypeVar("R")
+DECODED_ROWS: Final = 1024
 
 # One entry per version, in SQL that SQLite and PostgreSQL both take. Instants are
 # bigint microseconds (gateway.instants), never a database's own time type.
@@ -115,8 +118,10 @@ def _instant(name: str, *, mutable: bool = False) -> Column:
     return Column(name, encode=to_micros, decode=from_micros, mutable=mutable)
 
 
-def _enum(name: str, kind: Callable[[str], Any], *, mutable: bool = False) -> Column:
-    return Column(name, encode=str, decode=kind, mutable=mutable)
+def _enum(name: str, kind: type[Enum], *, mutable: bool = False) -> Column:
+    # A dict's lookup, not the enum's constructor: a row has four of them, on every read.
+    members = {member.value: member for member in kind}
+    return Column(name, encode=str, decode=members.__getitem__, mutable=mutable)
 
 
 class Table(Generic[R]):
@@ -133,6 +138,16 @@ class Table(Generic[R]):
         self.insert = f"INSERT INTO {name} ({self.column_list}) VALUES ({marks})"
         self.mutable = tuple(column for column in columns if column.mutable)
         self.assign_mutable = ", ".join(f"{column.name} = ?" for column in self.mutable)
+        self._attributes = tuple(column.attribute for column in columns)
+        self._decoded = tuple(
+            (index, column.decode)
+            for index, column in enumerate(columns)
+            if column.decode is not _same
+        )
+        # Every request reads its row afresh (that is what makes revocation instant),
+        # but the same row decodes to the same immutable record: that part is
+        # remembered, keyed by the row's values.
+        self._record_of = functools.lru_cache(maxsize=DECODED_ROWS)(self._decode)
 
     def row(self, record: R) -> tuple[Any, ...]:
         return _encoded(record, self.columns)
@@ -141,12 +156,14 @@ class Table(Generic[R]):
         return _encoded(record, self.mutable)
 
     def record(self, row: Sequence[Any]) -> R:
-        return self._record(
-            **{
-                column.attribute: None if value is None else column.decode(value)
-                for column, value in zip(self.columns, row, strict=True)
-            }
-        )
+        return self._record_of(tuple(row))
+
+    def _decode(self, row: tuple[Any, ...]) -> R:
+        values = list(row)
+        for index, decode in self._decoded:
+            if values[index] is not None:
+                values[index] = decode(values[index])
+        return self._record(**dict(zip(self._attributes, values, strict=True)))
 
 
 def _encoded(record: object, columns: Sequence[Column]) -> tuple[Any, ...]:
