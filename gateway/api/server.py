@@ -17,6 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
+import time as _time
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -113,21 +116,46 @@ class _Protocol(RequestHandler):
 
 class RouteAccessLog(AbstractAccessLogger):
     """One line per request naming its route, never its path: a media link's path is
-    the link's credential, and whoever reads the log must not be able to follow it."""
+    the link's credential, and whoever reads the log must not be able to follow it.
+
+    The lines look like every other log line of `gateway serve`, but skip the logging
+    module's path through records, handlers and formatters (an eighth of an issuance's
+    CPU): each is formatted once, and the lines of one turn of the loop go out in one
+    write to stderr, at the end of that turn."""
+
+    def __init__(self, logger: logging.Logger, log_format: str) -> None:
+        super().__init__(logger, log_format)
+        self._pending: list[str] = []
+        self._prefix = f"INFO [{os.getpid()}] {logger.name}"
+        self._second, self._stamp = -1, ""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
         # Named by the error middleware; a request the parser refused never got that far.
         route = request.get(ROUTE, "(unparsed)")
-        self.logger.info(
-            '%s "%s %s" %d %d %.4fs "%s"',
-            request.remote,
-            request.method,
-            route,
-            response.status,
-            response.body_length,
-            time,
-            request.headers.get("User-Agent", "-"),
+        agent = request.headers.get("User-Agent", "-")
+        self._pending.append(
+            f'{self._now()} {self._prefix} {request.remote} "{request.method} {route}" '
+            f'{response.status} {response.body_length} {time:.4f}s "{agent}"\n'
         )
+        if len(self._pending) == 1:
+            asyncio.get_running_loop().call_soon(self._write)
+
+    def _now(self) -> str:
+        # logging's asctime, "2026-12-01 21:32:03,196", formatted once a second.
+        now = _time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._stamp = _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(second))
+        return f"{self._stamp},{int((now - second) * 1000):03d}"
+
+    def _write(self) -> None:
+        lines, self._pending = self._pending, []
+        with contextlib.suppress(OSError, ValueError):  # stderr closed: nobody to tell
+            sys.stderr.write("".join(lines))
+            sys.stderr.flush()
 
 
 class _Server(web.Server):
