@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import unicodedata
+from datetime import datetime
+from email.utils import format_datetime
 from typing import Final
 from urllib.parse import quote
 
@@ -69,3 +72,9 @@ def cache_control(seconds_left: int) -> str:
     # `private`: a link is one user's grant, so shared caches must not keep the body;
     # nor may any cache keep it past the link's own expiry.
     return f"private, max-age={max(seconds_left, 0)}"
+
+
+@functools.lru_cache(maxsize=1024)
+def http_date(moment: datetime) -> str:
+    """`Last-Modified`'s form (RFC 9110 IMF-fixdate), formatted once per recording."""
+    return format_datetime(moment, usegmt=True)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import format_datetime
 
 from gateway.errors import RangeNotSatisfiable
 from gateway.media.conditional import Decision, evaluate, range_applies
-from gateway.media.headers import cache_control
+from gateway.media.headers import cache_control, http_date
 from gateway.media.ranges import parse_range
 from gateway.media_links import StoredMedia
 
@@ -26,7 +25,7 @@ def decide(request_headers: Mapping[str, str], media: StoredMedia, now: float) -
     headers = {
         "Accept-Ranges": "bytes",
         "ETag": etag,
-        "Last-Modified": format_datetime(last_modified, usegmt=True),
+        "Last-Modified": http_date(last_modified),
         "Cache-Control": cache_control(media.expires_at - int(now)),
     }
     decision = evaluate(request_headers, etag, last_modified)

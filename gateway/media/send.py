@@ -128,12 +128,12 @@ async def _sendfile(request: web.Request, reader: FileBackedReader) -> None:
             if transport.is_closing():
                 raise ConnectionResetError("client went away")
             try:
-                sent = os.sendfile(client, reader.file.fileno(), offset, min(left, LARGE_PIECE))
+                sent = os.sendfile(client, reader.fd, offset, min(left, LARGE_PIECE))
             except BlockingIOError:
                 await _writable(loop, client)
                 continue
             if sent == 0:  # the file is shorter than its metadata says
-                raise MediaMissing(f"{reader.file.name} ended early")
+                raise MediaMissing("the file ended before its metadata says it does")
             offset, left = offset + sent, left - sent
             await asyncio.sleep(0)  # a piece at a time, so other requests get the loop too
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
 from datetime import datetime
-from typing import IO, Protocol
+from typing import Protocol
 
 from gateway.config import Settings
 
@@ -25,7 +25,7 @@ class MediaReader(Protocol):
 class FileBackedReader(MediaReader, Protocol):
     """A reader over a local file, which the byte pump may hand to `os.sendfile`."""
 
-    file: IO[bytes]
+    fd: int
 
 
 class MediaStorage(Protocol):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import os
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator
@@ -25,7 +26,7 @@ READ_ON_LOOP: Final = 64 * 1024
 
 @dataclass(slots=True)
 class LocalMediaReader:
-    file: IO[bytes]
+    fd: int  # a raw descriptor: pread and sendfile need nothing more
     start: int
     end: int
     position: int = field(init=False)
@@ -39,19 +40,17 @@ class LocalMediaReader:
             return b""
         # If the file shrank under us this is b"" early, and the response comes up short.
         if size <= READ_ON_LOOP:
-            chunk = os.pread(self.file.fileno(), size, self.position)
+            chunk = os.pread(self.fd, size, self.position)
         else:
             loop = asyncio.get_running_loop()
-            chunk = await loop.run_in_executor(
-                None, os.pread, self.file.fileno(), size, self.position
-            )
+            chunk = await loop.run_in_executor(None, os.pread, self.fd, size, self.position)
         self.position += len(chunk)
         return chunk
 
     async def aclose(self) -> None:
         # Closing a file opened for reading flushes nothing, so it cannot block; and done
         # here rather than in a thread, it happens even when the handler is cancelled.
-        self.file.close()
+        os.close(self.fd)
 
 
 class LocalStorage:
@@ -70,6 +69,7 @@ class LocalStorage:
         if not await asyncio.to_thread(os.access, self._root, os.W_OK | os.X_OK):
             raise StorageUnavailable(f"{self._root} is not a folder this process can write")
 
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - one storage per process
     def _path(self, key: str) -> Path:
         relative = PurePosixPath(key)
         if relative.is_absolute() or ".." in relative.parts:
@@ -113,13 +113,12 @@ class LocalStorage:
         path = self._path(key)
         try:
             if end - start <= READ_ON_LOOP:
-                # On the loop, on purpose (READ_ON_LOOP says why); the reader closes it.
-                file = open(path, "rb")  # noqa: ASYNC230, SIM115
+                fd = os.open(path, os.O_RDONLY)  # on the loop, as READ_ON_LOOP says why
             else:
-                file = await asyncio.to_thread(open, path, "rb")
+                fd = await asyncio.to_thread(os.open, path, os.O_RDONLY)
         except FileNotFoundError:
             raise MediaMissing(f"No media stored under {key}") from None
-        return LocalMediaReader(file, start, end)
+        return LocalMediaReader(fd, start, end)
 
     async def size_of(self, key: str) -> int:
         try:
