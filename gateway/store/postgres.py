@@ -3,6 +3,7 @@ balancer."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Sequence
@@ -62,9 +63,10 @@ class _On:
 class PostgresDriver:
     claim_lock = "FOR UPDATE SKIP LOCKED"  # instances claiming at once each get others
 
-    def __init__(self, pool: asyncpg.Pool, timeout: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, timeout: float, size: int) -> None:
         self._pool = pool
         self._timeout = timeout
+        self._turns = asyncio.Semaphore(size)  # FIFO: a newcomer queues behind waiters
         self._outages = OutageWatch(_is_outage)
 
     @classmethod
@@ -82,7 +84,8 @@ class PostgresDriver:
             # No floor: asyncpg would keep reconnecting to restore it through an outage,
             # logging a traceback each time; connections are made as requests need them.
             min_size=0,
-            max_size=settings.database_pool_size,
+            # One more than requests take turns for: the sweep lock's, held for a sweep.
+            max_size=settings.database_pool_size + 1,
             timeout=timeout,  # to connect
             command_timeout=timeout,
             # Nothing here changes a pooled session's state (the sweep lock resets its
@@ -90,7 +93,7 @@ class PostgresDriver:
             # reset is a round trip of four statements after every query.
             reset=_keep_as_is,
         )
-        return cls(pool, timeout)
+        return cls(pool, timeout, settings.database_pool_size)
 
     async def aclose(self) -> None:
         try:
@@ -118,11 +121,19 @@ class PostgresDriver:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
-        # Bounded: with the database gone, a request waits this long for a connection
-        # (or a reconnection) and is answered 503, rather than queueing for ever.
+        # Requests take turns here, first come first served, so the pool itself never
+        # has waiters: its queue lets a newcomer take a connection released to someone
+        # already waiting, and under load some requests then waited for seconds.
+        # Bounded: with the database gone, a request waits this long for its turn and
+        # a connection (or a reconnection) and is answered 503, not queued for ever.
         with self._outages.watching():
-            async with self._pool.acquire(timeout=self._timeout) as connection:
-                yield connection
+            async with asyncio.timeout(self._timeout):
+                await self._turns.acquire()
+            try:
+                async with self._pool.acquire() as connection:
+                    yield connection
+            finally:
+                self._turns.release()
 
     @asynccontextmanager
     async def sweep_lock(self) -> AsyncIterator[bool]:
