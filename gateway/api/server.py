@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import sys
@@ -180,6 +181,14 @@ class GatewayRunner(web.AppRunner):
 
     async def _make_server(self) -> web.Server:
         return _Server(await super()._make_server(), self._header_timeout)
+
+    async def setup(self) -> None:
+        await super().setup()
+        # What start-up made (modules, the app, pools) lives as long as the process:
+        # frozen, a full collection need not walk it, which shortens the pauses that
+        # collections add to a request's latency.
+        gc.collect()
+        gc.freeze()
 
 
 def gateway_runner(
