@@ -32,6 +32,7 @@ test: lint
 bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/s3_streaming.py
 	$(BIN)/python benchmarks/deep_paging.py
+	$(BIN)/python benchmarks/hot_path.py
 
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff check --fix .
