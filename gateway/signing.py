@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import json
 import os
 import secrets
 import stat
@@ -78,10 +79,20 @@ class MediaLinkSigner:
         return grant
 
 
+class _CompactJSON:
+    """itsdangerous's compact JSON, its encoder made once: json.dumps with separators
+    builds a new encoder on every call."""
+
+    loads = staticmethod(json.loads)
+    dumps = staticmethod(json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode)
+
+
 class _Serializer(URLSafeSerializer):
     """itsdangerous's URL-safe format, its payloads never compressed: zlib's set-up
     cost more than all the rest of issuing a link, to save a few bytes of it. Links
     issued compressed still verify, as the format marks them."""
+
+    default_serializer = _CompactJSON
 
     def dump_payload(self, obj: Any) -> bytes:
         return base64_encode(Serializer.dump_payload(self, obj))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from aiohttp import hdrs, web
 
 from gateway import sids
@@ -19,12 +21,17 @@ def base_url(request: web.Request) -> str:
     settings = request.config_dict[SETTINGS]
     if settings.public_url is not None:
         return settings.public_url
-    host, port = parse_host(request.headers.get(hdrs.HOST, ""))
-    if not listed(host, settings.allowed_hosts):
+    return _origin(request.scheme, request.headers.get(hdrs.HOST, ""), settings.allowed_hosts)
+
+
+@functools.lru_cache(maxsize=256)  # a service is reached by a few names; refusals not kept
+def _origin(scheme: str, host_header: str, allowed: tuple[str, ...]) -> str:
+    host, port = parse_host(host_header)
+    if not listed(host, allowed):
         raise InvalidParameter(
             "Host", f"{host} is not in GATEWAY_ALLOWED_HOSTS (or set GATEWAY_PUBLIC_URL)"
         )
-    return f"{request.scheme}://{host}:{port}" if port else f"{request.scheme}://{host}"
+    return f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
 
 
 def _room_sid(request: web.Request) -> str | None:
