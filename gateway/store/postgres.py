@@ -124,8 +124,9 @@ class PostgresDriver:
         # Requests take turns here, first come first served, so the pool itself never
         # has waiters: its queue lets a newcomer take a connection released to someone
         # already waiting, and under load some requests then waited for seconds.
-        # Bounded: with the database gone, a request waits this long for its turn and
-        # a connection (or a reconnection) and is answered 503, not queued for ever.
+        # Bounded: with the database gone, a request waits at most this long for its
+        # turn, and as long again for a reconnection (the pool's connect timeout), and
+        # is answered 503 rather than queued for ever.
         with self._outages.watching():
             async with asyncio.timeout(self._timeout):
                 await self._turns.acquire()
