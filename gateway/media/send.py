@@ -54,10 +54,12 @@ async def send(
             body = await _read_all(reader, key)
             return web.Response(status=reply.status, headers=reply.headers, body=body)
     try:
-        await response.prepare(request)
+        writer = await response.prepare(request)
         try:
             if sendfile:  # only ever set for storage whose readers are file-backed
                 await _sendfile(request, cast(FileBackedReader, reader))
+                if writer is not None:  # the kernel's bytes, for the access log
+                    writer.output_size += end - start
             else:
                 await _pump(response, reader)
         except ConnectionError:

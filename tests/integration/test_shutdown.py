@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 from pathlib import Path
 
@@ -69,3 +70,11 @@ async def test_sigterm_refuses_new_connections_and_gives_downloads_the_grace_per
         writer.close()
         assert (body == media) is finished
         assert await asyncio.to_thread(served.process.wait, 10) == 0
+        if finished:  # the access line counts the bytes the kernel sent (sendfile)
+            for _ in range(50):
+                logged = re.search(r'"GET /media/\{token\}" 200 (\d+)', "".join(served.output))
+                if logged:
+                    break
+                await asyncio.sleep(0.1)
+            assert logged is not None, "".join(served.output)
+            assert int(logged[1]) > len(media)  # the body and its headers
