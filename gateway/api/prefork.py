@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 from gunicorn.app.base import BaseApplication
@@ -16,8 +16,8 @@ from gateway.api.server import gateway_runner
 
 # A worker whose loop has not come round for this long is stuck: the arbiter kills it
 # and starts another. aiohttp's worker checks in every second.
-STUCK_AFTER = 30
-CLOSING_TIME = 5
+STUCK_AFTER: Final = 30
+CLOSING_TIME: Final = 5
 
 
 class _Arbiter(BaseApplication):  # type: ignore[misc]
@@ -67,7 +67,7 @@ def run_workers(
         "accesslog": None,  # each worker's RouteAccessLog writes it
         "errorlog": "-",
         "proc_name": "gateway",
-        "control_socket_disable": True,  # gunicornc's socket under $HOME: not used here
+        "control_socket_disable": True,  # gunicorn's control socket under $HOME: unused
         "when_ready": lambda arbiter: announce(
             f"======== Running on http://{address} with {workers} workers ========\n"
             "(Press CTRL+C to quit)"
