@@ -69,32 +69,6 @@ class PostgresDriver:
         self._turns = asyncio.Semaphore(size)  # FIFO: a newcomer queues behind waiters
         self._outages = OutageWatch(_is_outage)
 
-    @classmethod
-    async def open(cls, settings: Settings) -> PostgresDriver:
-        timeout = settings.database_timeout
-        # Migrated first, on a connection of its own: waiting for another instance's
-        # migration, or running a long one, is not bounded by a request's timeout.
-        connection = await asyncpg.connect(settings.database_url, timeout=timeout)
-        try:
-            await migrate(connection)
-        finally:
-            await connection.close()
-        pool = await asyncpg.create_pool(
-            settings.database_url,
-            # No floor: asyncpg would keep reconnecting to restore it through an outage,
-            # logging a traceback each time; connections are made as requests need them.
-            min_size=0,
-            # One more than requests take turns for: the sweep lock's, held for a sweep.
-            max_size=settings.database_pool_size + 1,
-            timeout=timeout,  # to connect
-            command_timeout=timeout,
-            # Nothing here changes a pooled session's state (the sweep lock resets its
-            # own connection), so releasing one need not reset it: asyncpg's default
-            # reset is a round trip of four statements after every query.
-            reset=_keep_as_is,
-        )
-        return cls(pool, timeout, settings.database_pool_size)
-
     async def aclose(self) -> None:
         try:
             await self._pool.close()  # each goodbye bounded by command_timeout
@@ -166,7 +140,29 @@ async def _keep_as_is(connection: asyncpg.Connection) -> None:
 
 
 async def open_postgres(settings: Settings) -> SqlStore:
-    return SqlStore(await PostgresDriver.open(settings))
+    timeout = settings.database_timeout
+    # Migrated first, on a connection of its own: waiting for another instance's
+    # migration, or running a long one, is not bounded by a request's timeout.
+    connection = await asyncpg.connect(settings.database_url, timeout=timeout)
+    try:
+        await migrate(connection)
+    finally:
+        await connection.close()
+    pool = await asyncpg.create_pool(
+        settings.database_url,
+        # No floor: asyncpg would keep reconnecting to restore it through an outage,
+        # logging a traceback each time; connections are made as requests need them.
+        min_size=0,
+        # One more than requests take turns for: the sweep lock's, held for a sweep.
+        max_size=settings.database_pool_size + 1,
+        timeout=timeout,  # to connect
+        command_timeout=timeout,
+        # Nothing here changes a pooled session's state (the sweep lock resets its
+        # own connection), so releasing one need not reset it: asyncpg's default
+        # reset is a round trip of four statements after every query.
+        reset=_keep_as_is,
+    )
+    return SqlStore(PostgresDriver(pool, timeout, settings.database_pool_size))
 
 
 async def migrate(connection: asyncpg.Connection) -> None:

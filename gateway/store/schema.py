@@ -1,99 +1,44 @@
-"""The tables, declared once: each column's name, how a value goes in and comes out, and
-whether a state change may rewrite it. The SQL lists and row mapping derive from here."""
+"""The tables, declared once: each is a record type of gateway.models, its columns the
+record's fields in order, each stored as its type says. The SQL lists and row mapping
+derive from here; the DDL is in migrations/."""
 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
-from collections.abc import Callable, Sequence
+import pkgutil
+import types
+import typing
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from typing import Any, Final, Generic, TypeVar
 
 from gateway.instants import from_micros, to_micros
-from gateway.models import (
-    Account,
-    ApiKey,
-    Callback,
-    Codec,
-    Container,
-    Delivery,
-    MediaType,
-    Recording,
-    Status,
-)
+from gateway.models import Account, ApiKey, Callback, Recording
 
 R = TypeVar("R")
 DECODED_ROWS: Final = 1024
 
-# One entry per version, in SQL that SQLite and PostgreSQL both take. Instants are
-# bigint microseconds (gateway.instants), never a database's own time type.
-MIGRATIONS: Final = (
-    """
-    CREATE TABLE accounts (
-        sid text PRIMARY KEY,
-        friendly_name text NOT NULL,
-        auth_token text NOT NULL,
-        date_created bigint NOT NULL
-    );
-    CREATE TABLE api_keys (
-        sid text PRIMARY KEY,
-        account_sid text NOT NULL REFERENCES accounts (sid),
-        secret_hash text NOT NULL,
-        date_created bigint NOT NULL
-    );
-    CREATE TABLE recordings (
-        sid text PRIMARY KEY,
-        account_sid text NOT NULL REFERENCES accounts (sid),
-        status text NOT NULL,
-        date_created bigint NOT NULL,
-        date_updated bigint NOT NULL,
-        source_sid text NOT NULL,
-        type text NOT NULL,
-        container_format text NOT NULL,
-        codec text NOT NULL,
-        duration integer,
-        size bigint NOT NULL,
-        track_name text NOT NULL,
-        offset_ms bigint NOT NULL,
-        room_sid text,
-        participant_sid text,
-        status_callback text,
-        status_callback_method text,
-        media_key text,
-        media_etag text
-    );
-    -- One index per filter, each ending in the (date_created, sid) paging order, so
-    -- a deep keyset page is an index range scan like the first one.
-    CREATE INDEX recordings_by_date ON recordings (account_sid, date_created, sid);
-    CREATE INDEX recordings_by_room ON recordings (account_sid, room_sid, date_created, sid);
-    CREATE INDEX recordings_by_participant
-        ON recordings (account_sid, participant_sid, date_created, sid);
-    CREATE INDEX recordings_by_source ON recordings (account_sid, source_sid, date_created, sid);
-    CREATE INDEX recordings_by_status ON recordings (account_sid, status, date_created, sid);
-    """,
-    "ALTER TABLE recordings ADD COLUMN failure_reason text",
-    "CREATE INDEX recordings_deleted ON recordings (date_updated) WHERE status = 'deleted'",
-    """
-    CREATE TABLE callbacks (
-        id text PRIMARY KEY,
-        recording_sid text NOT NULL,
-        account_sid text NOT NULL,
-        event text NOT NULL,
-        url text NOT NULL,
-        method text NOT NULL,
-        params text NOT NULL,
-        created bigint NOT NULL,
-        due bigint NOT NULL,
-        attempts integer NOT NULL,
-        state text NOT NULL,
-        delivered bigint,
-        last_error text
-    );
-    CREATE INDEX callbacks_due ON callbacks (due) WHERE state = 'pending';
-    CREATE INDEX callbacks_by_recording ON callbacks (recording_sid, created)
-    """,
-)
+
+def _migrations() -> Iterator[str]:
+    # Through the package's loader, as its code is read: a store opened on the event loop
+    # imports its driver there. 0001.sql, 0002.sql, … up to the first number missing.
+    for version in itertools.count(1):
+        try:
+            script = pkgutil.get_data(__name__, f"migrations/{version:04}.sql")
+        except FileNotFoundError:
+            return
+        if script is None:
+            raise ImportError(f"{__name__} cannot read its migrations")
+        yield script.decode()
+
+
+# One script per version, in SQL that SQLite and PostgreSQL both take; `;` only ends
+# statements, as sqlite.py splits scripts on it.
+MIGRATIONS: Final = tuple(_migrations())
 
 
 def _same(value: Any) -> Any:
@@ -103,33 +48,37 @@ def _same(value: Any) -> Any:
 @dataclass(frozen=True, slots=True)
 class Column:
     name: str
-    field: str = ""  # the record's attribute, where it is not `name`
+    attribute: str
     # Record value to database value and back; None stays None either way.
     encode: Callable[[Any], Any] = _same
     decode: Callable[[Any], Any] = _same
     mutable: bool = False  # may a state change rewrite it?
 
-    @property
-    def attribute(self) -> str:
-        return self.field or self.name
 
-
-def _instant(name: str, *, mutable: bool = False) -> Column:
-    return Column(name, encode=to_micros, decode=from_micros, mutable=mutable)
-
-
-def _enum(name: str, kind: type[Enum], *, mutable: bool = False) -> Column:
-    # A dict's lookup, not the enum's constructor: a row has four of them, on every read.
-    members = {member.value: member for member in kind}
-    return Column(name, encode=str, decode=members.__getitem__, mutable=mutable)
+def _column(attribute: str, kind: Any, mutable: bool) -> Column:
+    if isinstance(kind, types.UnionType):  # `X | None`: stored as X, or NULL
+        (kind,) = (member for member in typing.get_args(kind) if member is not types.NoneType)
+    name = "offset_ms" if attribute == "offset" else attribute  # OFFSET is an SQL keyword
+    if kind is datetime:
+        return Column(name, attribute, to_micros, from_micros, mutable)
+    if typing.get_origin(kind) is dict:
+        encode = functools.partial(json.dumps, sort_keys=True)
+        return Column(name, attribute, encode, json.loads, mutable)
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        # A dict's lookup, not the enum's constructor: a row has four of them, on every read.
+        members = {member.value: member for member in kind}
+        return Column(name, attribute, str, members.__getitem__, mutable)
+    return Column(name, attribute, mutable=mutable)
 
 
 class Table(Generic[R]):
-    """A table and the record type its rows are, with the SQL derived from its columns
-    (placeholders are `?`; drivers that number theirs rewrite them). The first column
-    is the primary key."""
+    """A table and the record type its rows are; its SQL has `?` placeholders (drivers that
+    number theirs rewrite them), and its first column is the primary key."""
 
-    def __init__(self, name: str, record: Callable[..., R], *columns: Column) -> None:
+    def __init__(self, name: str, record: type[R], mutable: Collection[str] = ()) -> None:
+        # The records are plain dataclasses: their annotations are their fields, in order.
+        fields = typing.get_type_hints(record).items()
+        columns = tuple(_column(field, kind, field in mutable) for field, kind in fields)
         self.name, self._record, self.columns = name, record, columns
         self.column_list = ", ".join(column.name for column in columns)
         self.select = f"SELECT {self.column_list} FROM {name}"
@@ -171,60 +120,10 @@ def _encoded(record: object, columns: Sequence[Column]) -> tuple[Any, ...]:
     return tuple(None if v is None else c.encode(v) for c, v in zip(columns, values, strict=True))
 
 
-ACCOUNTS: Final = Table(
-    "accounts",
-    Account,
-    Column("sid"),
-    Column("friendly_name"),
-    Column("auth_token"),
-    _instant("date_created"),
-)
-API_KEYS: Final = Table(
-    "api_keys",
-    ApiKey,
-    Column("sid"),
-    Column("account_sid"),
-    Column("secret_hash"),
-    _instant("date_created"),
-)
-RECORDINGS: Final = Table(
-    "recordings",
-    Recording,
-    Column("sid"),
-    Column("account_sid"),
-    _enum("status", Status, mutable=True),
-    _instant("date_created"),
-    _instant("date_updated", mutable=True),
-    Column("source_sid"),
-    _enum("type", MediaType),
-    _enum("container_format", Container),
-    _enum("codec", Codec),
-    Column("duration", mutable=True),
-    Column("size", mutable=True),
-    Column("track_name"),
-    Column("offset_ms", field="offset"),  # OFFSET is an SQL keyword
-    Column("room_sid"),
-    Column("participant_sid"),
-    Column("status_callback"),
-    Column("status_callback_method"),
-    Column("media_key", mutable=True),
-    Column("media_etag", mutable=True),
-    Column("failure_reason", mutable=True),
-)
-CALLBACKS: Final = Table(
-    "callbacks",
-    Callback,
-    Column("id"),
-    Column("recording_sid"),
-    Column("account_sid"),
-    Column("event"),
-    Column("url"),
-    Column("method"),
-    Column("params", encode=lambda params: json.dumps(params, sort_keys=True), decode=json.loads),
-    _instant("created"),
-    _instant("due", mutable=True),
-    Column("attempts"),
-    _enum("state", Delivery, mutable=True),
-    _instant("delivered", mutable=True),
-    Column("last_error", mutable=True),
-)
+ACCOUNTS: Final = Table("accounts", Account)
+API_KEYS: Final = Table("api_keys", ApiKey)
+# A state change may rewrite a recording's state and its media's; the rest is written once.
+_STATE: Final = ("status", "date_updated", "failure_reason")
+_MEDIA: Final = ("media_key", "media_etag", "duration", "size")
+RECORDINGS: Final = Table("recordings", Recording, mutable={*_STATE, *_MEDIA})
+CALLBACKS: Final = Table("callbacks", Callback, mutable={"due", "state", "delivered", "last_error"})

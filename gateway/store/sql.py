@@ -116,12 +116,10 @@ class SqlStore:
     ) -> Recording | None:
         async with self._db.transaction() as db:
             rows = await db.fetch(
-                "UPDATE recordings SET status = ?, date_updated = ? WHERE sid = ? AND status <> ? "
-                f"RETURNING {RECORDINGS.column_list}",
-                Status.DELETED.value,
+                "UPDATE recordings SET status = 'deleted', date_updated = ? "
+                f"WHERE sid = ? AND status <> 'deleted' RETURNING {RECORDINGS.column_list}",
                 to_micros(when),
                 sid,
-                Status.DELETED.value,
             )
             if rows:
                 await _announce(db, callback)
@@ -143,14 +141,9 @@ class SqlStore:
         )
 
     async def list_callbacks(self, recording_sid: str | None, limit: int) -> list[Callback]:
+        sql = f"{CALLBACKS.select} WHERE (? = '' OR recording_sid = ?) ORDER BY created, id LIMIT ?"
         sid = recording_sid or ""
-        rows = await self._db.fetch(
-            f"{CALLBACKS.select} WHERE (? = '' OR recording_sid = ?) ORDER BY created, id LIMIT ?",
-            sid,
-            sid,
-            limit,
-        )
-        return [CALLBACKS.record(row) for row in rows]
+        return [CALLBACKS.record(row) for row in await self._db.fetch(sql, sid, sid, limit)]
 
     async def media_keys(self, sids: Sequence[str]) -> dict[str, str]:
         if not sids:
@@ -163,12 +156,11 @@ class SqlStore:
         return {row[0]: row[1] for row in rows}
 
     async def deleted_with_media(self, limit: int) -> list[Recording]:
-        rows = await self._db.fetch(
+        sql = (
             f"{RECORDINGS.select} WHERE status = 'deleted' AND media_key IS NOT NULL "
-            "ORDER BY date_updated LIMIT ?",
-            limit,
+            "ORDER BY date_updated LIMIT ?"
         )
-        return [RECORDINGS.record(row) for row in rows]
+        return [RECORDINGS.record(row) for row in await self._db.fetch(sql, limit)]
 
     async def purge_deleted(self, before: datetime) -> int:
         # In batches: each statement short, however many a retention period lets go.
@@ -223,11 +215,11 @@ def _list_query(
         where_("date_created < ?", to_micros(where.created_before))
     if where.media_type is not None:
         where_("type = ?", where.media_type.value)
-    order = "DESC"
+    forward = after is None or after.forward
     if after is not None:
-        order = "DESC" if after.forward else "ASC"
-        comparison = "<" if after.forward else ">"
+        comparison = "<" if forward else ">"
         where_(f"(date_created, sid) {comparison} (?, ?)", to_micros(after.date_created), after.sid)
+    order = "DESC" if forward else "ASC"
     sql = (
         f"{RECORDINGS.select} WHERE {' AND '.join(clauses)} "
         f"ORDER BY date_created {order}, sid {order} LIMIT ?"

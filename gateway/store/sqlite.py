@@ -51,49 +51,26 @@ class SqliteDriver:
 
     claim_lock = ""  # one instance: the write lock is enough
 
-    def __init__(
-        self,
-        lookups: sqlite3.Connection,
-        reads: _OnThread,
-        writes: _OnThread,
-        sweep_file: int,
-        timeout: float,
-    ) -> None:
-        self._lookups, self._reads, self._writes = lookups, reads, writes
-        self._timeout = timeout
+    def __init__(self, path: Path, busy_timeout: float) -> None:
+        # Blocking (opening, migrating): open_sqlite runs it in a thread.
+        writer = _connect(path, busy_timeout)
+        try:
+            _when_unlocked(writer, "PRAGMA journal_mode = WAL")
+            _migrate(writer)
+            # Lookups never wait on the loop: a busy database sends them to a thread.
+            self._lookups, reader = _connect(path, 0), _connect(path, busy_timeout)
+        except BaseException:
+            writer.close()
+            raise
+        self._reads, self._writes = _OnThread(reader), _OnThread(writer)
+        self._timeout = busy_timeout
         self._writing = asyncio.Lock()  # one transaction at a time on the writer
-        self._sweep_file, self._sweeping = sweep_file, False
+        self._sweep_file = os.open(f"{path}.sweep-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        self._sweeping = False
         # Another process's write lock holds up writes, not reads: watched apart, so
         # reads that still succeed do not end, and restart, the writes' outage.
         self._read_outages = OutageWatch(_is_outage)
         self._write_outages = OutageWatch(_is_outage, "database writes")
-
-    @classmethod
-    async def open(cls, path: Path, busy_timeout: float) -> SqliteDriver:
-        def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Autocommit: each statement is its own transaction unless we BEGIN one.
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            # Another process holding the write lock longer than this is an outage.
-            db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            db.execute("PRAGMA foreign_keys = ON")
-            return db
-
-        def open_all() -> tuple[sqlite3.Connection, sqlite3.Connection, sqlite3.Connection, int]:
-            writer = connect(path, busy_timeout)
-            try:
-                _when_unlocked(writer, "PRAGMA journal_mode = WAL")
-                _migrate(writer)
-                # Lookups never wait on the loop: a busy database sends them to a thread.
-                lookups, reader = connect(path, 0), connect(path, busy_timeout)
-            except BaseException:
-                writer.close()
-                raise
-            sweep_file = os.open(f"{path}.sweep-lock", os.O_RDWR | os.O_CREAT, 0o600)
-            return lookups, reader, writer, sweep_file
-
-        lookups, reader, writer, sweep_file = await asyncio.to_thread(open_all)
-        return cls(lookups, _OnThread(reader), _OnThread(writer), sweep_file, busy_timeout)
 
     async def aclose(self) -> None:
         await self._reads.close()
@@ -170,7 +147,17 @@ def _look_up(db: sqlite3.Connection, sql: str, args: Sequence[object]) -> Sequen
 
 
 async def open_sqlite(path: Path, busy_timeout: float = 5.0) -> SqlStore:
-    return SqlStore(await SqliteDriver.open(path, busy_timeout))
+    return SqlStore(await asyncio.to_thread(SqliteDriver, path, busy_timeout))
+
+
+def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Autocommit: each statement is its own transaction unless we BEGIN one.
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    # Another process holding the write lock longer than this is an outage.
+    db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    db.execute("PRAGMA foreign_keys = ON")
+    return db
 
 
 def _is_outage(error: BaseException) -> bool:
@@ -202,14 +189,10 @@ def _migrate(db: sqlite3.Connection) -> None:
     # IMMEDIATE takes the write lock before reading the version, so processes starting
     # at once on a new database migrate one after the other.
     _when_unlocked(db, "BEGIN IMMEDIATE")
-    try:
+    with db:  # COMMIT, or ROLLBACK on any error
         (version,) = db.execute("PRAGMA user_version").fetchone()
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             for statement in script.split(";"):
                 if statement.strip():
                     db.execute(statement)
             db.execute(f"PRAGMA user_version = {number}")
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise

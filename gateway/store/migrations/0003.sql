@@ -1,0 +1,1 @@
+CREATE INDEX recordings_deleted ON recordings (date_updated) WHERE status = 'deleted';
