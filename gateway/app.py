@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from gateway.accounts import Authenticator
+from gateway.api.error_bodies import add_security_headers, twilio_errors
 from gateway.api.keys import (
     AUTHENTICATOR,
     INGESTION,
@@ -21,7 +22,6 @@ from gateway.api.keys import (
     STORAGE,
     STORE,
 )
-from gateway.api.middlewares import add_security_headers, twilio_errors
 from gateway.api.routes import add_routes
 from gateway.backends import media, metadata
 from gateway.callbacks.delivery import DeliveryPolicy, delivering

@@ -1,7 +1,7 @@
 """Every failure a caller can see, each with its HTTP status, Twilio error code and the
 response headers it needs.
 
-Use-cases raise these; `gateway.api.middlewares` is the one place that turns them into
+Use-cases raise these; `gateway.api.error_bodies` is the one place that turns them into
 Twilio's error body.
 """
 

@@ -1,1 +1,1 @@
-"""The HTTP layer: routes, middlewares, parameter parsing and Twilio's JSON."""
+"""The HTTP layer: routes and their guards, error bodies, parameter parsing and Twilio's JSON."""

@@ -10,7 +10,7 @@ from gateway.media.send import send
 
 
 async def download_media(request: web.Request) -> web.StreamResponse:
-    links = request.config_dict[MEDIA_LINKS]
+    links = request.app[MEDIA_LINKS]
     media = await links.redeem(request.match_info["token"])
     reply = decide(request.headers, media, links.now())
     app = request.config_dict

@@ -18,7 +18,7 @@ def base_url(request: web.Request) -> str:
     """GATEWAY_PUBLIC_URL, or the request's own origin if its Host is allowed: a Host
     naming another site would put that site into `Location`, `redirect_to` and every
     `url`, for any cache or proxy in between to hand to other clients."""
-    settings = request.config_dict[SETTINGS]
+    settings = request.app[SETTINGS]
     if settings.public_url is not None:
         return settings.public_url
     return _origin(request.scheme, request.headers.get(hdrs.HOST, ""), settings.allowed_hosts)
@@ -44,7 +44,7 @@ def _room_sid(request: web.Request) -> str | None:
 async def list_recordings(request: web.Request) -> web.Response:
     room_sid = _room_sid(request)
     query = parse_list(request.query, room_sid)
-    page = await request.config_dict[RECORDINGS].list(
+    page = await request.app[RECORDINGS].list(
         request[ACCOUNT_SID], query.where, query.page_size, query.cursor
     )
     return web.json_response(list_json(base_url(request), request.path, query, page, room_sid))
@@ -52,14 +52,14 @@ async def list_recordings(request: web.Request) -> web.Response:
 
 async def fetch_recording(request: web.Request) -> web.Response:
     room_sid = _room_sid(request)
-    recording = await request.config_dict[RECORDINGS].get(
+    recording = await request.app[RECORDINGS].get(
         request[ACCOUNT_SID], request.match_info["sid"], room_sid
     )
     return web.json_response(recording_json(base_url(request), recording, room_sid))
 
 
 async def delete_recording(request: web.Request) -> web.Response:
-    await request.config_dict[RECORDINGS].delete(
+    await request.app[RECORDINGS].delete(
         request[ACCOUNT_SID], request.match_info["sid"], _room_sid(request)
     )
     return web.Response(status=204)
@@ -68,7 +68,7 @@ async def delete_recording(request: web.Request) -> web.Response:
 async def redirect_to_media(request: web.Request) -> web.Response:
     room_sid = _room_sid(request)
     link = parse_media_link(request.query)
-    location = await request.config_dict[MEDIA_LINKS].issue(
+    location = await request.app[MEDIA_LINKS].issue(
         request[ACCOUNT_SID], request.match_info["sid"], room_sid, link, base_url(request)
     )
     return web.json_response(

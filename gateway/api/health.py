@@ -28,8 +28,8 @@ async def ready(request: web.Request) -> web.Response:
     """Database and storage both answer: 200, else 503 so the balancer sends traffic to
     other instances. Which one failed is in the body; why, only in the log."""
     database, storage = await asyncio.gather(
-        _answers("database", request.config_dict[STORE].check()),
-        _answers("storage", request.config_dict[STORAGE].check()),
+        _answers("database", request.app[STORE].check()),
+        _answers("storage", request.app[STORAGE].check()),
     )
     body = {
         "status": "ready" if database and storage else "unavailable",

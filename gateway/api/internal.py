@@ -32,21 +32,17 @@ def _answer(request: web.Request, recording: Recording, status: int = 200) -> we
 
 async def start_recording(request: web.Request) -> web.Response:
     declared = parse_declaration(await _json(request))
-    return _answer(request, await request.config_dict[INGESTION].start(declared), status=201)
+    return _answer(request, await request.app[INGESTION].start(declared), status=201)
 
 
 async def upload_media(request: web.Request) -> web.Response:
     # Streamed through as it arrives (chunked or not): never held whole in memory.
     chunks = request.content.iter_chunked(UPLOAD_CHUNK_SIZE)
-    return _answer(
-        request, await request.config_dict[INGESTION].upload(request.match_info["sid"], chunks)
-    )
+    return _answer(request, await request.app[INGESTION].upload(request.match_info["sid"], chunks))
 
 
 async def complete_recording(request: web.Request) -> web.Response:
-    return _answer(
-        request, await request.config_dict[INGESTION].complete(request.match_info["sid"])
-    )
+    return _answer(request, await request.app[INGESTION].complete(request.match_info["sid"]))
 
 
 async def fail_recording(request: web.Request) -> web.Response:
@@ -54,5 +50,5 @@ async def fail_recording(request: web.Request) -> web.Response:
     reason = body.get("reason") if isinstance(body, dict) else None
     if reason is not None and not isinstance(reason, str):
         raise InvalidParameter("reason", "must be a string")
-    recording = await request.config_dict[INGESTION].fail(request.match_info["sid"], reason or "")
+    recording = await request.app[INGESTION].fail(request.match_info["sid"], reason or "")
     return _answer(request, recording)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.api.downloads import download_media
+from gateway.api.guards import Check, admin_bearer, basic_auth, guarded
 from gateway.api.handlers import (
     delete_recording,
     fetch_recording,
@@ -18,19 +19,20 @@ from gateway.api.internal import (
     start_recording,
     upload_media,
 )
-from gateway.api.middlewares import admin_bearer, basic_auth
 from gateway.config import Settings
 
 
 def add_routes(app: web.Application, settings: Settings) -> None:
     # No credential: what load balancers and orchestrators probe.
-    app.add_routes([web.get("/healthz", alive), web.get("/readyz", ready)])
+    _add(app, None, "", [web.get("/healthz", alive), web.get("/readyz", ready)])
     # The link is the credential: what players and browsers follow.
-    app.add_routes([web.get("/media/{token}", download_media)])
+    _add(app, None, "", [web.get("/media/{token}", download_media)])
 
     # HTTP Basic as one account (AccountSid:AuthToken or ApiKeySid:Secret): applications.
-    api = web.Application(middlewares=[basic_auth])
-    api.add_routes(
+    _add(
+        app,
+        basic_auth,
+        "/v1",
         [
             web.get("/Recordings", list_recordings),
             web.get("/Recordings/{sid}", fetch_recording),
@@ -40,19 +42,30 @@ def add_routes(app: web.Application, settings: Settings) -> None:
             web.get("/Rooms/{room_sid}/Recordings/{sid}", fetch_recording),
             web.delete("/Rooms/{room_sid}/Recordings/{sid}", delete_recording),
             web.get("/Rooms/{room_sid}/Recordings/{sid}/Media", redirect_to_media),
-        ]
+        ],
     )
-    app.add_subapp("/v1", api)
 
     # The GATEWAY_ADMIN_TOKEN bearer token: recorders. Without one, this API is not there.
     if settings.admin_token is not None:
-        recorders = web.Application(middlewares=[admin_bearer])
-        recorders.add_routes(
+        _add(
+            app,
+            admin_bearer,
+            "/internal/v1",
             [
                 web.post("/Recordings", start_recording),
                 web.put("/Recordings/{sid}/Media", upload_media),
                 web.post("/Recordings/{sid}/Complete", complete_recording),
                 web.post("/Recordings/{sid}/Fail", fail_recording),
-            ]
+            ],
         )
-        app.add_subapp("/internal/v1", recorders)
+
+
+def _add(
+    app: web.Application, check: Check | None, prefix: str, routes: list[web.RouteDef]
+) -> None:
+    # One flat table, each handler behind its own check: a sub-application or a
+    # middleware would cost every request another routing step or coroutine layer.
+    for route in routes:
+        path = prefix + route.path
+        handler = guarded(path, check, route.handler)
+        app.add_routes([web.RouteDef(route.method, path, handler, route.kwargs)])

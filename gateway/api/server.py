@@ -29,8 +29,8 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
+from gateway.api.error_bodies import SECURITY_HEADERS, error_response
 from gateway.api.keys import ROUTE
-from gateway.api.middlewares import SECURITY_HEADERS, error_response
 from gateway.errors import BadRequest, GatewayError
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class RouteAccessLog(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         if not self.logger.isEnabledFor(logging.INFO):
             return
-        # Named by the error middleware; a request the parser refused never got that far.
+        # Named by its route's guard; a request the parser refused never got that far.
         route = request.get(ROUTE, "(unparsed)")
         agent = request.headers.get("User-Agent", "-")
         self._pending.append(

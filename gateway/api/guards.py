@@ -1,0 +1,52 @@
+"""What stands in front of each handler: the credential its route takes, and the name
+its requests are logged by."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
+
+from gateway.api.credentials import BEARER_CHALLENGE, parse_basic, parse_bearer
+from gateway.api.keys import ACCOUNT_SID, AUTHENTICATOR, ROUTE, SETTINGS
+from gateway.errors import Unauthenticated
+
+Check = Callable[[web.Request], Awaitable[None]]
+
+
+async def basic_auth(request: web.Request) -> None:
+    """The API acts as one account: AccountSid:AuthToken or ApiKeySid:Secret."""
+    login, password = parse_basic(request.headers.get(hdrs.AUTHORIZATION))
+    request[ACCOUNT_SID] = await request.app[AUTHENTICATOR](login, password)
+
+
+async def admin_bearer(request: web.Request) -> None:
+    """The recorders' API takes the GATEWAY_ADMIN_TOKEN bearer token."""
+    expected = (request.app[SETTINGS].admin_token or "").encode()
+    token = parse_bearer(request.headers.get(hdrs.AUTHORIZATION))
+    if not expected or not hmac.compare_digest(token, expected):
+        raise Unauthenticated("A valid bearer token is required", challenge=BEARER_CHALLENGE)
+
+
+def guarded(template: str, check: Check | None, handler: Handler) -> Handler:
+    """`handler`, answered only to requests that pass `check` (None: the route takes no
+    credential), each named by its route template for the access log: never by its
+    path, which for a media link is the link's credential."""
+
+    if check is None:
+
+        async def named(request: web.Request) -> web.StreamResponse:
+            request[ROUTE] = template
+            return await handler(request)
+
+        return named
+    passes: Check = check
+
+    async def checked(request: web.Request) -> web.StreamResponse:
+        request[ROUTE] = template
+        await passes(request)
+        return await handler(request)
+
+    return checked
