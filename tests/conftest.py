@@ -62,7 +62,7 @@ def no_blocking_calls() -> Iterator[BlockBuster]:
             function.can_block_in("aiobotocore/session.py", "_create_client")
             # Ours, on purpose: a primary-key read of SQLite, never waiting for a lock,
             # costs less on the loop than the hand-off to a thread and back.
-            function.can_block_in("gateway/store/sqlite.py", "_look_up")
+            function.can_block_in("gateway/store/sqlite.py", "look_up")
             # Onto a non-blocking socket: it waits only for a page-cache miss, as nginx's
             # sendfile does, and the loop waits for room, not the call.
             function.can_block_in("gateway/media/send.py", "_sendfile")

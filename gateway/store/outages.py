@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from types import TracebackType
 
 from gateway.errors import DatabaseUnavailable
 
@@ -19,25 +19,35 @@ class OutageWatch:
         self._what = what
         self._since: float | None = None
 
-    @contextmanager
-    def watching(self) -> Iterator[None]:
-        """Around one database operation: its outage raises DatabaseUnavailable."""
-        try:
-            yield
-        except Exception as error:
-            if not self._is_outage(error):
-                raise
-            if self._since is None:
-                self._since = time.monotonic()
+    def watching(self) -> OutageWatch:
+        """Around one database operation: its outage raises DatabaseUnavailable. A plain
+        context manager rather than a generator's: it is around every lookup."""
+        return self
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if error is None:
+            if self._since is not None:
                 log.warning(
-                    "%s unavailable (%s: %s); answering 503 until it answers again",
-                    self._what,
-                    type(error).__name__,
-                    error,
+                    "%s available again, after %.1fs", self._what, time.monotonic() - self._since
                 )
-            raise DatabaseUnavailable("The database is not answering; try again shortly") from None
-        if self._since is not None:
+                self._since = None
+            return
+        if not isinstance(error, Exception) or not self._is_outage(error):
+            return
+        if self._since is None:
+            self._since = time.monotonic()
             log.warning(
-                "%s available again, after %.1fs", self._what, time.monotonic() - self._since
+                "%s unavailable (%s: %s); answering 503 until it answers again",
+                self._what,
+                type(error).__name__,
+                error,
             )
-            self._since = None
+        raise DatabaseUnavailable("The database is not answering; try again shortly") from None

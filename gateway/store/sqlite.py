@@ -20,6 +20,7 @@ from gateway.store.sql import SqlStore, Statements
 
 T = TypeVar("T")
 LOCKED_ATTEMPTS: Final = 20
+REMEMBERED_ROWS: Final = 4096
 
 
 class _OnThread:
@@ -58,10 +59,11 @@ class SqliteDriver:
             _when_unlocked(writer, "PRAGMA journal_mode = WAL")
             _migrate(writer)
             # Lookups never wait on the loop: a busy database sends them to a thread.
-            self._lookups, reader = _connect(path, 0), _connect(path, busy_timeout)
+            lookups, reader = _connect(path, 0), _connect(path, busy_timeout)
         except BaseException:
             writer.close()
             raise
+        self._lookups = _Lookups(lookups)
         self._reads, self._writes = _OnThread(reader), _OnThread(writer)
         self._timeout = busy_timeout
         self._writing = asyncio.Lock()  # one transaction at a time on the writer
@@ -85,7 +87,7 @@ class SqliteDriver:
     async def fetch_one(self, sql: str, *args: object) -> Sequence[Any] | None:
         with self._read_outages.watching():
             try:
-                return _look_up(self._lookups, sql, args)
+                return self._lookups.look_up(sql, args)
             except sqlite3.OperationalError as error:
                 if not _is_outage(error):
                     raise
@@ -138,12 +140,37 @@ class SqliteDriver:
             fcntl.flock(self._sweep_file, fcntl.LOCK_UN)
 
 
-def _look_up(db: sqlite3.Connection, sql: str, args: Sequence[object]) -> Sequence[Any] | None:
-    # On the loop: one row by primary key, from the page cache or a page or two of disk,
-    # costs less than handing it to a thread and back. It never waits for a lock
-    # (busy_timeout 0), and WAL readers rarely meet one.
-    row: Sequence[Any] | None = db.execute(sql, args).fetchone()
-    return row
+class _Lookups:
+    """Rows by primary key, read on the loop: one row from the page cache or a page or two
+    of disk costs less than handing it to a thread and back. It never waits for a lock
+    (busy_timeout 0), and WAL readers rarely meet one.
+
+    A row is remembered until the database changes. `PRAGMA data_version` moves whenever
+    another connection commits (this process's writer, another worker, a command) and
+    costs a third of reading a recording's columns, so nothing remembered is older than
+    the last commit, and a deletion refuses the links it revokes the moment it returns."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+        self._version = -1
+        self._rows: dict[tuple[str, tuple[object, ...]], Sequence[Any] | None] = {}
+
+    def look_up(self, sql: str, args: tuple[object, ...]) -> Sequence[Any] | None:
+        (version,) = self._connection.execute("PRAGMA data_version").fetchone()
+        if version != self._version:
+            self._version = version
+            self._rows.clear()
+        key = (sql, args)
+        if key in self._rows:
+            return self._rows[key]
+        row: Sequence[Any] | None = self._connection.execute(sql, args).fetchone()
+        if len(self._rows) >= REMEMBERED_ROWS:
+            self._rows.clear()
+        self._rows[key] = row
+        return row
+
+    def close(self) -> None:
+        self._connection.close()
 
 
 async def open_sqlite(path: Path, busy_timeout: float = 5.0) -> SqlStore:

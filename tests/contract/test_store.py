@@ -213,6 +213,32 @@ async def test_instances_starting_at_once_migrate_once(store_settings: Settings)
         await asyncio.gather(*(store.aclose() for store in stores))
 
 
+async def test_a_lookup_sees_every_change_committed_before_it(store_settings: Settings) -> None:
+    # What revocation rests on: a link is refused the moment a DELETE through any
+    # instance returns, whatever a lookup may have remembered of the row before.
+    here, elsewhere = await open_store(store_settings), await open_store(store_settings)
+    try:
+        account = Account(mint("AC"), "Revoked", "token", T0)
+        await here.add_account(account)
+        (stored,) = await add(here, recording(account, 0))
+        assert await here.get_recording(stored.sid) == stored  # looked up, perhaps kept
+        failed = stored.replace(status=Status.FAILED, failure_reason="cut off")
+        assert await here.update_recording(failed, expected=stored) is True
+        assert await here.get_recording(stored.sid) == failed  # through its own writer
+        when = T0 + timedelta(hours=1)
+        await elsewhere.mark_deleted(stored.sid, when)
+        assert await here.get_recording(stored.sid) == failed.replace(
+            status=Status.DELETED, date_updated=when
+        )
+        gone = mint("RT")
+        assert await here.get_recording(gone) is None
+        await add(elsewhere, recording(account, 1, sid=gone))
+        assert (await here.get_recording(gone)).sid == gone  # a miss is not kept either
+    finally:
+        await here.aclose()
+        await elsewhere.aclose()
+
+
 async def test_update_recording_is_a_compare_and_set_on_status_and_media(
     store: MetadataStore, account: Account
 ) -> None:
