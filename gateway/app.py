@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from gateway.accounts import Authenticator
-from gateway.api.error_bodies import add_security_headers, twilio_errors
+from gateway.api.error_bodies import twilio_errors
 from gateway.api.keys import (
     AUTHENTICATOR,
     INGESTION,
@@ -114,6 +114,5 @@ def create_app(
             await task
 
     app.cleanup_ctx.extend([backends, use_cases, janitor])
-    app.on_response_prepare.append(add_security_headers)
     add_routes(app, settings)
     return app

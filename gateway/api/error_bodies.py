@@ -45,25 +45,28 @@ def from_http(request: web.BaseRequest, exc: web.HTTPException) -> GatewayError:
 
 @web.middleware
 async def twilio_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every answer a handler gives or an error it raises, in Twilio's error shape where
+    it is one, with the security headers (a download already sent its own)."""
     try:
-        return await handler(request)
+        response = await handler(request)
     except GatewayError as error:
-        return error_response(error)
+        response = error_response(error)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         # Routing's own 404 and 405 come before any route's guard named the request.
         request.setdefault(ROUTE, "(no route)")
-        return error_response(from_http(request, exc))
+        response = error_response(from_http(request, exc))
     except ConnectionError:
         # The client left mid-request (an upload cut off): nothing broke here, and the
         # answer most likely reaches nobody.
         log.debug("client left during %s %s", request.method, request.get(ROUTE))
-        return error_response(BadRequest("The connection closed before the request was read"))
+        response = error_response(BadRequest("The connection closed before the request was read"))
     except Exception:
         log.exception("unexpected error answering %s %s", request.method, request.get(ROUTE))
-        return error_response(GatewayError("Internal Server Error"))
-
-
-async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.update(SECURITY_HEADERS)
+        response = error_response(GatewayError("Internal Server Error"))
+    if not response.prepared:
+        # Here rather than in an on_response_prepare signal, which costs every request
+        # a round of awaits.
+        response.headers.update(SECURITY_HEADERS)
+    return response

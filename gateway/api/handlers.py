@@ -9,7 +9,7 @@ from aiohttp import hdrs, web
 from gateway import sids
 from gateway.api.keys import ACCOUNT_SID, MEDIA_LINKS, RECORDINGS, SETTINGS
 from gateway.api.query import parse_list, parse_media_link
-from gateway.api.serialize import list_json, recording_json
+from gateway.api.serialize import list_json, recording_json, redirect_json
 from gateway.errors import InvalidParameter, NotFound
 from gateway.hosts import listed, parse_host
 
@@ -71,6 +71,9 @@ async def redirect_to_media(request: web.Request) -> web.Response:
     location = await request.app[MEDIA_LINKS].issue(
         request[ACCOUNT_SID], request.match_info["sid"], room_sid, link, base_url(request)
     )
-    return web.json_response(
-        {"redirect_to": location}, status=302, headers={hdrs.LOCATION: location}
+    return web.Response(
+        text=redirect_json(location),
+        status=302,
+        content_type="application/json",
+        headers={hdrs.LOCATION: location},
     )

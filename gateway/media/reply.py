@@ -23,6 +23,8 @@ class Reply:
 def decide(request_headers: Mapping[str, str], media: StoredMedia, now: float) -> Reply:
     size, etag, last_modified = media.size, media.etag, media.last_modified
     headers = {
+        # Sent before the handler returns, so set here: bytes never to be sniffed as HTML.
+        "X-Content-Type-Options": "nosniff",
         "Accept-Ranges": "bytes",
         "ETag": etag,
         "Last-Modified": http_date(last_modified),
