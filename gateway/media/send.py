@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Final, cast
 
 from aiohttp import hdrs, web
@@ -34,25 +32,27 @@ WHOLE_BODY: Final = 64 * 1024
 async def send(
     request: web.Request, reply: Reply, storage: MediaStorage, key: str, *, sendfile: bool
 ) -> web.StreamResponse:
-    response = web.StreamResponse(status=reply.status, headers=reply.headers)
     if reply.body is None:
-        await response.prepare(request)
-        await response.write_eof()
-        return response
+        return await _headers_only(request, reply)
     start, end = reply.body
-    response.content_length = end - start
     # Storage is asked before the status line goes out, so a missing object or an
     # outage is a clean 404 or 503 rather than a truncated 200.
-    with _reported_missing(key):
+    try:
         if request.method == hdrs.METH_HEAD:
             await storage.size_of(key)  # S3 HeadObject, never a GET
-            await response.prepare(request)
-            await response.write_eof()
-            return response
-        reader = await storage.open(key, start, end)
-        if end - start <= WHOLE_BODY:
-            body = await _read_all(reader, key)
-            return web.Response(status=reply.status, headers=reply.headers, body=body)
+            reader = None
+        else:
+            reader = await storage.open(key, start, end)
+            if end - start <= WHOLE_BODY:
+                body = await _read_all(reader, key)
+                return web.Response(status=reply.status, headers=reply.headers, body=body)
+    except MediaMissing:
+        log.error("metadata says %s is stored, but storage does not have it", key)
+        raise
+    if reader is None:
+        return await _headers_only(request, reply, end - start)
+    response = web.StreamResponse(status=reply.status, headers=reply.headers)
+    response.content_length = end - start
     try:
         writer = await response.prepare(request)
         try:
@@ -79,6 +79,17 @@ async def send(
         await reader.aclose()
 
 
+async def _headers_only(
+    request: web.Request, reply: Reply, content_length: int | None = None
+) -> web.StreamResponse:
+    response = web.StreamResponse(status=reply.status, headers=reply.headers)
+    if content_length is not None:
+        response.content_length = content_length
+    await response.prepare(request)
+    await response.write_eof()
+    return response
+
+
 async def _read_all(reader: MediaReader, key: str) -> bytes:
     try:
         pieces = []
@@ -90,15 +101,6 @@ async def _read_all(reader: MediaReader, key: str) -> bytes:
     if len(body) != reader.end - reader.start:
         raise MediaMissing(f"{key} is shorter than its metadata says")
     return body
-
-
-@contextmanager
-def _reported_missing(key: str) -> Iterator[None]:
-    try:
-        yield
-    except MediaMissing:
-        log.error("metadata says %s is stored, but storage does not have it", key)
-        raise
 
 
 async def _pump(response: web.StreamResponse, reader: MediaReader) -> None:
