@@ -106,7 +106,12 @@ async def _closed_by_server(reader: asyncio.StreamReader, within: float) -> bool
     try:
         async with asyncio.timeout(within):
             return await reader.read() == b""
-    except (TimeoutError, ConnectionResetError):
+    except ConnectionResetError:
+        # Closed too: a socket closed with bytes it had not read yet (one more trickled
+        # byte arriving as the timeout fires) sends a reset instead of a FIN
+        # (RFC 1122 §4.2.2.13).
+        return True
+    except TimeoutError:
         return False
 
 
