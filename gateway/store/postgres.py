@@ -67,9 +67,12 @@ class PostgresDriver:
         self._pool = pool
         self._timeout = timeout
         self._turns = asyncio.Semaphore(size)  # FIFO: a newcomer queues behind waiters
+        self._kept: list[asyncpg.Connection] = []
         self._outages = OutageWatch(_is_outage)
 
     async def aclose(self) -> None:
+        while self._kept:
+            await self._pool.release(self._kept.pop())
         try:
             await self._pool.close()  # each goodbye bounded by command_timeout
         except Exception:
@@ -95,20 +98,46 @@ class PostgresDriver:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        with self._outages.watching():
+            await self._take_turn()
+            try:
+                connection = await self._borrow()
+                try:
+                    yield connection
+                except BaseException:
+                    # Broken, cancelled or failed mid-statement: back to the pool, which
+                    # knows how to close it or make it whole.
+                    await self._pool.release(connection)
+                    raise
+                self._kept.append(connection)
+            finally:
+                self._turns.release()
+
+    async def _borrow(self) -> asyncpg.Connection:
+        # Connections are kept here between statements rather than given back to the
+        # pool: its acquire and release cost three times a primary-key lookup (168 µs of
+        # CPU against 39 on this machine). Turns bound how many are out, so at most one
+        # per turn is kept; one the server closed meanwhile goes back to the pool.
+        while self._kept:
+            connection = self._kept.pop()
+            if not connection.is_closed():
+                return connection
+            await self._pool.release(connection)
+        return await self._pool.acquire()
+
+    async def _take_turn(self) -> None:
         # Requests take turns here, first come first served, so the pool itself never
         # has waiters: its queue lets a newcomer take a connection released to someone
         # already waiting, and under load some requests then waited for seconds.
         # Bounded: with the database gone, a request waits at most this long for its
         # turn, and as long again for a reconnection (the pool's connect timeout), and
-        # is answered 503 rather than queued for ever.
-        with self._outages.watching():
+        # is answered 503 rather than queued for ever. A free turn is taken at once, with
+        # no timer to set and cancel.
+        if self._turns.locked():
             async with asyncio.timeout(self._timeout):
                 await self._turns.acquire()
-            try:
-                async with self._pool.acquire() as connection:
-                    yield connection
-            finally:
-                self._turns.release()
+        else:
+            await self._turns.acquire()
 
     @asynccontextmanager
     async def sweep_lock(self) -> AsyncIterator[bool]:
