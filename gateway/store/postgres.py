@@ -120,7 +120,7 @@ class PostgresDriver:
         # per turn is kept; one the server closed meanwhile goes back to the pool.
         while self._kept:
             connection = self._kept.pop()
-            if not connection.is_closed():
+            if _usable(connection):
                 return connection
             await self._pool.release(connection)
         return await self._pool.acquire()
@@ -162,6 +162,13 @@ class PostgresDriver:
                 await connection.reset()  # whatever became of the lock, none is kept
             with contextlib.suppress(*lost):
                 await self._pool.release(connection)
+
+
+def _usable(connection: asyncpg.Connection) -> bool:
+    try:
+        return not connection.is_closed()
+    except asyncpg.InterfaceError:  # it closed, and asyncpg handed it back to the pool
+        return False
 
 
 async def _keep_as_is(connection: asyncpg.Connection) -> None:

@@ -239,6 +239,33 @@ async def test_a_lookup_sees_every_change_committed_before_it(store_settings: Se
         await elsewhere.aclose()
 
 
+async def test_postgres_connections_the_server_closed_are_not_used_again(
+    postgres_url: str, postgres_dsn: str
+) -> None:
+    # A database restart or failover closes every connection the driver keeps between
+    # statements; the next requests must get fresh ones, not a 500.
+    store = await open_store(Settings.from_env({"GATEWAY_DATABASE_URL": postgres_url}))
+    try:
+        account = Account(mint("AC"), "Restarted", "token", T0)
+        await store.add_account(account)
+        assert await store.get_account(account.sid) == account
+        admin = await asyncpg.connect(postgres_dsn)
+        try:
+            ended = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND backend_type = 'client backend'"
+            )
+        finally:
+            await admin.close()
+        assert ended >= 1
+        await asyncio.sleep(0.2)  # for the driver to hear of it
+        for _ in range(3):
+            assert await store.get_account(account.sid) == account
+    finally:
+        await store.aclose()
+
+
 async def test_update_recording_is_a_compare_and_set_on_status_and_media(
     store: MetadataStore, account: Account
 ) -> None:
