@@ -68,15 +68,21 @@ class PostgresDriver:
         self._timeout = timeout
         self._turns = asyncio.Semaphore(size)  # FIFO: a newcomer queues behind waiters
         self._kept: list[asyncpg.Connection] = []
+        self._closing = False
         self._outages = OutageWatch(_is_outage)
 
     async def aclose(self) -> None:
+        self._closing = True
         while self._kept:
             await self._pool.release(self._kept.pop())
         try:
-            await self._pool.close()  # each goodbye bounded by command_timeout
+            # close() waits for every connection to come back: bounded, so one that a
+            # cancelled task never gave back cannot hold up the process's exit.
+            async with asyncio.timeout(self._timeout):
+                await self._pool.close()
         except Exception:
-            # The database went away: nobody is left to say goodbye to.
+            # The database went away, or a connection is still out: terminate() drops
+            # them all without a goodbye.
             self._pool.terminate()
 
     async def execute(self, sql: str, *args: object) -> int:
@@ -109,7 +115,10 @@ class PostgresDriver:
                     # knows how to close it or make it whole.
                     await self._pool.release(connection)
                     raise
-                self._kept.append(connection)
+                if self._closing:
+                    await self._pool.release(connection)
+                else:
+                    self._kept.append(connection)
             finally:
                 self._turns.release()
 

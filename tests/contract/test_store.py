@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -337,6 +338,19 @@ async def test_sweep_lock_is_one_per_database(store_settings: Settings) -> None:
     finally:
         await first.aclose()
         await second.aclose()
+
+
+async def test_closing_does_not_wait_for_a_connection_never_given_back(
+    store_settings: Settings,
+) -> None:
+    # A sweep cut short as the process stops keeps its connection: closing is bounded
+    # by the database timeout all the same, rather than waiting on it for ever.
+    settings = dataclasses.replace(store_settings, database_timeout=1.0)
+    store = await open_store(settings)
+    held = store.sweep_lock()
+    assert await held.__aenter__() is True
+    async with asyncio.timeout(10):
+        await store.aclose()
 
 
 def a_callback(of: Recording, event: str, due: datetime = T0) -> Callback:
