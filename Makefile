@@ -33,6 +33,7 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/s3_streaming.py
 	$(BIN)/python benchmarks/deep_paging.py
 	$(BIN)/python benchmarks/hot_path.py
+	$(BIN)/python benchmarks/request_cost.py
 
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff check --fix .

@@ -57,6 +57,7 @@ from aiohttp import ClientSession, ClientTimeout, web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.request_cost import anchor_app
 from gateway.api.query import MAX_TTL
 from tests.processes import free_port
 
@@ -86,36 +87,7 @@ class Failed(Exception):
 
 
 def serve_anchor(kind: str, port: int, link: str, media: str) -> None:
-    app = web.Application()
-    if kind == "redirect":
-        body = json.dumps({"redirect_to": link}).encode()
-
-        async def redirect(request: web.Request) -> web.Response:
-            return web.Response(
-                status=302, body=body, content_type="application/json", headers={"Location": link}
-            )
-
-        app.router.add_get("/v1/Recordings/{sid}/Media", redirect)
-    else:
-        fd = os.open(media, os.O_RDONLY)  # once, for the process's life
-        size = os.fstat(fd).st_size
-        asked = re.compile(r"bytes=(\d+)-(\d+)")
-
-        async def ranged(request: web.Request) -> web.Response:
-            match = asked.fullmatch(request.headers.get("Range", ""))
-            if match is None or int(match[1]) >= size:
-                return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
-            start, end = int(match[1]), min(int(match[2]), size - 1)
-            headers = {
-                "Content-Range": f"bytes {start}-{end}/{size}",
-                "Content-Type": "video/webm",
-                "Accept-Ranges": "bytes",
-            }  # Content-Length is the body's
-            return web.Response(
-                status=206, body=os.pread(fd, end - start + 1, start), headers=headers
-            )
-
-        app.router.add_get("/media/{token}", ranged)
+    app = anchor_app("issuance" if kind == "redirect" else "range", link, media)
     web.run_app(
         app,
         host="127.0.0.1",
