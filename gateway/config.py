@@ -154,7 +154,12 @@ SETTINGS: Final = (
         "Seconds to wait for S3 to connect or to send the next bytes before answering 503.",
         _seconds,
     ),
-    Setting("GATEWAY_DATABASE_POOL_SIZE", "10", "Connections in the PostgreSQL pool.", _positive),
+    Setting(
+        "GATEWAY_DATABASE_POOL_SIZE",
+        "10",
+        "Connections each process keeps open to PostgreSQL, plus one for sweeps.",
+        _positive,
+    ),
     Setting(
         "GATEWAY_DATABASE_TIMEOUT",
         "5s",
