@@ -39,6 +39,7 @@ class Relay:
     def __init__(self, upstream: URL) -> None:
         self.upstream = upstream
         self.pipes: set[asyncio.Task[None]] = set()
+        self.transports: set[asyncio.BaseTransport] = set()
         self.server: asyncio.Server | None = None
         self.passing = False
 
@@ -54,6 +55,9 @@ class Relay:
         for pipe in self.pipes:
             pipe.cancel()
         await asyncio.gather(*self.pipes, return_exceptions=True)
+        # Both ends reset now, as a partition's would, not when each relay next runs.
+        for transport in self.transports:
+            transport.abort()
         await self.server.wait_closed()
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -61,6 +65,11 @@ class Relay:
             writer.transport.abort()
             return
         up_reader, up_writer = await asyncio.open_connection(self.upstream.host, self.upstream.port)
+        if not self.passing:  # the cut came while this one was connecting upstream
+            for each in (writer, up_writer):
+                each.transport.abort()
+            return
+        self.transports.update((writer.transport, up_writer.transport))
         pipes = [
             asyncio.create_task(_pipe(reader, up_writer)),
             asyncio.create_task(_pipe(up_reader, writer)),
