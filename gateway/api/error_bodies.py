@@ -10,12 +10,11 @@ from aiohttp.typedefs import Handler
 
 from gateway.api.keys import ROUTE
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound, TooLarge
+from gateway.media.headers import SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
 
 MORE_INFO: Final = "https://www.twilio.com/docs/errors/{code}"
-# Sent with every answer: a media link or an error body is never to be sniffed as HTML.
-SECURITY_HEADERS: Final = {"X-Content-Type-Options": "nosniff"}
 
 
 def error_response(error: GatewayError) -> web.Response:

@@ -29,9 +29,10 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
-from gateway.api.error_bodies import SECURITY_HEADERS, error_response
+from gateway.api.error_bodies import error_response
 from gateway.api.keys import ROUTE
 from gateway.errors import BadRequest, GatewayError
+from gateway.media.headers import SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
 

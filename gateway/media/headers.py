@@ -19,6 +19,9 @@ CONTENT_TYPES: Final = {
     Codec.H264: "video/x-matroska",
 }
 
+# Sent with every answer: a media link or an error body is never to be sniffed as HTML.
+SECURITY_HEADERS: Final = {"X-Content-Type-Options": "nosniff"}
+
 _DISPOSITION_TYPES: Final = ("attachment", "inline")
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from gateway.errors import RangeNotSatisfiable
 from gateway.media.conditional import Decision, evaluate, range_applies
-from gateway.media.headers import cache_control, http_date
+from gateway.media.headers import SECURITY_HEADERS, cache_control, http_date
 from gateway.media.ranges import parse_range
 from gateway.media_links import StoredMedia
 
@@ -23,8 +23,8 @@ class Reply:
 def decide(request_headers: Mapping[str, str], media: StoredMedia, now: float) -> Reply:
     size, etag, last_modified = media.size, media.etag, media.last_modified
     headers = {
-        # Sent before the handler returns, so set here: bytes never to be sniffed as HTML.
-        "X-Content-Type-Options": "nosniff",
+        # Sent before the handler returns, so the reply carries them itself.
+        **SECURITY_HEADERS,
         "Accept-Ranges": "bytes",
         "ETag": etag,
         "Last-Modified": http_date(last_modified),
