@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import itertools
+import mmap
 import os
 import sqlite3
+import struct
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -63,7 +65,7 @@ class SqliteDriver:
         except BaseException:
             writer.close()
             raise
-        self._lookups = _Lookups(lookups)
+        self._lookups = _Lookups(lookups, path)
         self._reads, self._writes = _OnThread(reader), _OnThread(writer)
         self._timeout = busy_timeout
         self._writing = asyncio.Lock()  # one transaction at a time on the writer
@@ -145,20 +147,26 @@ class _Lookups:
     of disk costs less than handing it to a thread and back. It never waits for a lock
     (busy_timeout 0), and WAL readers rarely meet one.
 
-    A row is remembered until the database changes. `PRAGMA data_version` moves whenever
-    another connection commits (this process's writer, another worker, a command) and
-    costs a third of reading a recording's columns, so nothing remembered is older than
-    the last commit, and a deletion refuses the links it revokes the moment it returns."""
+    A row is remembered until the database changes, so nothing remembered is older than
+    the last commit of any connection (this process's writer, another worker, a command)
+    and a deletion refuses the links it revokes the moment it returns. Whether anything
+    was committed is read off the WAL index that every connection maps; where that
+    cannot tell, `PRAGMA data_version` does, for the price of a statement."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._connection = connection
-        self._version = -1
+        self._commits = _WalIndex.of(connection, path)
+        self._seen: object = None
         self._rows: dict[tuple[str, tuple[object, ...]], Sequence[Any] | None] = {}
 
     def look_up(self, sql: str, args: tuple[object, ...]) -> Sequence[Any] | None:
-        (version,) = self._connection.execute("PRAGMA data_version").fetchone()
-        if version != self._version:
-            self._version = version
+        # Read before the row, so a commit in between leaves the row remembered under
+        # the older mark, which the next look finds changed.
+        seen = self._commits.header() if self._commits is not None else None
+        if seen is None:
+            seen = self._connection.execute("PRAGMA data_version").fetchone()
+        if seen != self._seen:
+            self._seen = seen
             self._rows.clear()
         key = (sql, args)
         if key in self._rows:
@@ -170,7 +178,52 @@ class _Lookups:
         return row
 
     def close(self) -> None:
+        if self._commits is not None:
+            self._commits.close()  # before the connection, which keeps the file whole
         self._connection.close()
+
+
+class _WalIndex:
+    """The header of a database's WAL index (the `-shm` file, sqlite.org/walformat.html
+    §2.1), which every commit rewrites before it returns: comparing it costs no
+    statement, lock or system call. SQLite writes the header's second copy, then its
+    first; a reader that finds the two different caught a commit midway."""
+
+    VERSION: Final = 3007000
+    HEADER: Final = 48
+
+    def __init__(self, mapped: mmap.mmap) -> None:
+        self._mapped = mapped
+
+    @classmethod
+    def of(cls, connection: sqlite3.Connection, path: Path) -> _WalIndex | None:
+        """The index `connection` maps, or None where there is none to read."""
+        try:
+            connection.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # maps it
+            fd = os.open(f"{path}-shm", os.O_RDONLY)
+        except (sqlite3.OperationalError, OSError):
+            return None  # not in WAL mode, or busy recovering: ask data_version instead
+        try:
+            # The file stays whole while a connection maps it: only a first opener, one
+            # that finds no other connection, truncates it.
+            mapped = mmap.mmap(fd, 2 * cls.HEADER, mmap.MAP_SHARED, mmap.PROT_READ)
+        except (OSError, ValueError):
+            return None
+        finally:
+            os.close(fd)
+        return cls(mapped)
+
+    def header(self) -> bytes | None:
+        """The header as of now, or None when it is being written or is not one SQLite
+        version 3.7.0 or later writes."""
+        both = self._mapped[: 2 * self.HEADER]
+        first = both[: self.HEADER]
+        if first != both[self.HEADER :] or struct.unpack_from("=I", first)[0] != self.VERSION:
+            return None
+        return first
+
+    def close(self) -> None:
+        self._mapped.close()
 
 
 async def open_sqlite(path: Path, busy_timeout: float = 5.0) -> SqlStore:

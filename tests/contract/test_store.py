@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sqlite3
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -238,6 +239,55 @@ async def test_a_lookup_sees_every_change_committed_before_it(store_settings: Se
     finally:
         await here.aclose()
         await elsewhere.aclose()
+
+
+ANOTHER_PROCESS_DELETES = """
+import asyncio, sys
+from datetime import datetime
+from gateway.config import Settings
+from gateway.store import open_store
+
+async def main(url, sid, when):
+    store = await open_store(Settings.from_env({"GATEWAY_DATABASE_URL": url}))
+    try:
+        await store.mark_deleted(sid, datetime.fromisoformat(when))
+    finally:
+        await store.aclose()
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+async def test_a_sqlite_lookup_sees_another_process_commit_and_a_reset_log(
+    tmp_path: Path,
+) -> None:
+    # SQLite lookups tell that nothing changed from the WAL index, which every
+    # connection of every process maps; a checkpoint that empties the log rewrites it too.
+    url = f"sqlite:///{tmp_path}/gateway.db"
+    here = await open_store(Settings.from_env({"GATEWAY_DATABASE_URL": url}))
+    try:
+        account = Account(mint("AC"), "Revoked", "token", T0)
+        await here.add_account(account)
+        first, second = await add(here, recording(account, 0), recording(account, 1))
+        assert await here.get_recording(first.sid) == first
+        when = T0 + timedelta(hours=1)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", ANOTHER_PROCESS_DELETES, url, first.sid, when.isoformat()
+        )
+        assert await process.wait() == 0
+        deleted = first.replace(status=Status.DELETED, date_updated=when)
+        assert await here.get_recording(first.sid) == deleted
+
+        assert await here.get_recording(second.sid) == second
+        other = sqlite3.connect(tmp_path / "gateway.db", isolation_level=None)
+        try:
+            other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            other.execute("UPDATE recordings SET status = 'deleted' WHERE sid = ?", (second.sid,))
+        finally:
+            other.close()
+        assert (await here.get_recording(second.sid)).status == Status.DELETED
+    finally:
+        await here.aclose()
 
 
 async def test_postgres_connections_the_server_closed_are_not_used_again(
