@@ -116,35 +116,20 @@ class _Protocol(RequestHandler):
         return response
 
 
-class RouteAccessLog(AbstractAccessLogger):
-    """One line per request naming its route, never its path: a media link's path is
-    the link's credential, and whoever reads the log must not be able to follow it.
+class _Lines:
+    """Access lines on their way to stderr: those of one turn of the loop, from every
+    connection, go out in one write at the end of that turn."""
 
-    The lines look like every other log line of `gateway serve`, but skip the logging
-    module's path through records, handlers and formatters (an eighth of an issuance's
-    CPU): each is formatted once, and the lines of one turn of the loop go out in one
-    write to stderr, at the end of that turn."""
-
-    def __init__(self, logger: logging.Logger, log_format: str) -> None:
-        super().__init__(logger, log_format)
+    def __init__(self) -> None:
         self._pending: list[str] = []
-        self._prefix = f"INFO [{os.getpid()}] {logger.name}"
         self._second, self._stamp = -1, ""
 
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        if not self.logger.isEnabledFor(logging.INFO):
-            return
-        # Named by its route's guard; a request the parser refused never got that far.
-        route = request.get(ROUTE, "(unparsed)")
-        agent = request.headers.get("User-Agent", "-")
-        self._pending.append(
-            f'{self._now()} {self._prefix} {request.remote} "{request.method} {route}" '
-            f'{response.status} {response.body_length} {time:.4f}s "{agent}"\n'
-        )
+    def add(self, line: str) -> None:
+        self._pending.append(line)
         if len(self._pending) == 1:
             asyncio.get_running_loop().call_soon(self._write)
 
-    def _now(self) -> str:
+    def now(self) -> str:
         # logging's asctime, "2026-12-01 21:32:03,196", formatted once a second.
         now = _time.time()
         second = int(now)
@@ -158,6 +143,33 @@ class RouteAccessLog(AbstractAccessLogger):
         with contextlib.suppress(OSError, ValueError):  # stderr closed: nobody to tell
             sys.stderr.write("".join(lines))
             sys.stderr.flush()
+
+
+class RouteAccessLog(AbstractAccessLogger):
+    """One line per request naming its route, never its path: a media link's path is
+    the link's credential, and whoever reads the log must not be able to follow it.
+
+    The lines look like every other log line of `gateway serve`, but skip the logging
+    module's path through records, handlers and formatters (an eighth of an issuance's
+    CPU). aiohttp makes one of these per connection; they share the process's `_LINES`."""
+
+    def __init__(self, logger: logging.Logger, log_format: str) -> None:
+        super().__init__(logger, log_format)
+        self._prefix = f"INFO [{os.getpid()}] {logger.name}"
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        # Named by its route's guard; a request the parser refused never got that far.
+        route = request.get(ROUTE, "(unparsed)")
+        agent = request.headers.get("User-Agent", "-")
+        _LINES.add(
+            f'{_LINES.now()} {self._prefix} {request.remote} "{request.method} {route}" '
+            f'{response.status} {response.body_length} {time:.4f}s "{agent}"\n'
+        )
+
+
+_LINES: Final = _Lines()
 
 
 class _Server(web.Server):
