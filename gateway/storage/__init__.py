@@ -29,7 +29,8 @@ class FileBackedReader(MediaReader, Protocol):
 
 
 class MediaStorage(Protocol):
-    # Whether its readers are FileBackedReaders, which os.sendfile can send.
+    # Whether its readers of more than 64 KiB are FileBackedReaders, which os.sendfile
+    # can send; smaller slices are read whole, as the byte pump asks for them anyway.
     serves_files: bool
 
     async def check(self) -> None:

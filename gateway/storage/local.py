@@ -22,6 +22,11 @@ PARTIAL: Final = ".partial"
 # and bounded by a disk read or two when not: less than the hand-off to a thread and
 # back costs. Larger reads stay in threads, so the loop never waits long.
 READ_ON_LOOP: Final = 64 * 1024
+# Small reads reuse the descriptors of files read in the last KEEP_OPEN seconds: opening
+# and closing a file cost more than reading a 1 KiB range of it. They are all closed
+# together every KEEP_OPEN seconds, so a deleted file's space comes back within that.
+KEEP_OPEN: Final = 2.0
+KEPT_FILES: Final = 256
 
 
 @dataclass(slots=True)
@@ -53,11 +58,32 @@ class LocalMediaReader:
         os.close(self.fd)
 
 
+@dataclass(slots=True)
+class ReadAhead:
+    """A small slice, read whole when it was opened."""
+
+    data: bytes
+    start: int
+    end: int
+
+    async def read(self, size: int) -> bytes:
+        if size >= len(self.data):
+            chunk, self.data = self.data, b""
+        else:
+            chunk, self.data = self.data[:size], self.data[size:]
+        return chunk
+
+    async def aclose(self) -> None:
+        pass
+
+
 class LocalStorage:
     serves_files = True
 
     def __init__(self, root: Path) -> None:
         self._root = root
+        self._kept: dict[str, int] = {}
+        self._closing_kept: asyncio.TimerHandle | None = None
 
     @classmethod
     async def create(cls, root: Path) -> LocalStorage:
@@ -90,6 +116,7 @@ class LocalStorage:
         except BaseException:
             await asyncio.to_thread(_discard, out, partial)
             raise
+        self._forget_kept(key)  # what it replaced
         return size
 
     async def discard_unfinished(self, prefix: str) -> int:
@@ -109,16 +136,44 @@ class LocalStorage:
                 discarded += 1
         return discarded
 
-    async def open(self, key: str, start: int, end: int) -> LocalMediaReader:
-        path = self._path(key)
+    async def open(self, key: str, start: int, end: int) -> LocalMediaReader | ReadAhead:
+        """A slice of up to READ_ON_LOOP is read at once, on the loop (as READ_ON_LOOP
+        says why) from a kept descriptor; larger ones get a file of their own, which
+        os.sendfile may send from (`serves_files`)."""
         try:
             if end - start <= READ_ON_LOOP:
-                fd = os.open(path, os.O_RDONLY)  # on the loop, as READ_ON_LOOP says why
-            else:
-                fd = await asyncio.to_thread(os.open, path, os.O_RDONLY)
+                # Read before anything else runs on the loop, which is what may close it.
+                return ReadAhead(os.pread(self._kept_open(key), end - start, start), start, end)
+            fd = await asyncio.to_thread(os.open, self._path(key), os.O_RDONLY)
         except FileNotFoundError:
             raise MediaMissing(f"No media stored under {key}") from None
         return LocalMediaReader(fd, start, end)
+
+    def _kept_open(self, key: str) -> int:
+        fd = self._kept.get(key)
+        if fd is None:
+            fd = os.open(self._path(key), os.O_RDONLY)
+            if len(self._kept) >= KEPT_FILES:
+                self._close_kept()
+            if self._closing_kept is None:
+                loop = asyncio.get_running_loop()
+                self._closing_kept = loop.call_later(KEEP_OPEN, self._close_kept)
+            self._kept[key] = fd
+        return fd
+
+    def _forget_kept(self, key: str) -> None:
+        # Only this process's: keys the service writes are never written twice, and
+        # another process's deletion only frees the space KEEP_OPEN seconds later.
+        if (fd := self._kept.pop(key, None)) is not None:
+            os.close(fd)
+
+    def _close_kept(self) -> None:
+        if self._closing_kept is not None:
+            self._closing_kept.cancel()
+            self._closing_kept = None
+        kept, self._kept = self._kept, {}
+        for fd in kept.values():
+            os.close(fd)
 
     async def size_of(self, key: str) -> int:
         try:
@@ -127,6 +182,7 @@ class LocalStorage:
             raise MediaMissing(f"No media stored under {key}") from None
 
     async def delete(self, key: str) -> None:
+        self._forget_kept(key)
         await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
 
     async def stored(self) -> AsyncIterator[tuple[str, datetime]]:
@@ -146,7 +202,7 @@ class LocalStorage:
         return None  # a folder serves nothing by itself
 
     async def aclose(self) -> None:
-        pass
+        self._close_kept()
 
 
 def _open_partial(path: Path) -> tuple[IO[bytes], Path]:

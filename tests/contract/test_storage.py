@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 from collections.abc import AsyncIterator
@@ -107,8 +108,38 @@ async def test_large_put_round_trips(storage: MediaStorage) -> None:
 
 async def test_put_replaces_an_existing_object(storage: MediaStorage) -> None:
     await storage.put("k.mka", chunks_of(b"old contents"))
+    assert b"".join(await read(storage, "k.mka", 0, 3)) == b"old"
     await storage.put("k.mka", chunks_of(b"new"))
     assert b"".join(await read(storage, "k.mka", 0, 3)) == b"new"
+
+
+async def test_local_files_read_lately_are_let_go_of_soon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small reads keep files open for a moment; one that another process deleted must
+    # not keep its disk space for longer than that.
+    monkeypatch.setattr("gateway.storage.local.KEEP_OPEN", 0.2)
+    settings = Settings.from_env({"GATEWAY_STORAGE_URL": str(tmp_path / "media")})
+    here, elsewhere = await open_storage(settings), await open_storage(settings)
+    try:
+        await here.put("k.mka", chunks_of(PAYLOAD))
+        assert b"".join(await read(here, "k.mka", 0, 1024)) == PAYLOAD[:1024]
+        path = str(tmp_path / "media" / "k.mka")
+        assert path in open_files()
+        await elsewhere.delete("k.mka")
+        await asyncio.sleep(0.5)
+        assert not [name for name in open_files() if name.startswith(path)]
+    finally:
+        await here.aclose()
+        await elsewhere.aclose()
+
+
+def open_files() -> list[str]:
+    names = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):  # the listing's own, closed by now
+            names.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return names
 
 
 async def test_deleted_object_is_missing_and_deleting_again_succeeds(
