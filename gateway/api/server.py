@@ -55,43 +55,44 @@ class _Protocol(RequestHandler):
     def __init__(self, manager: web.Server, *, header_timeout: float, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._header_timeout = header_timeout
-        self._header_deadline: asyncio.TimerHandle | None = None
-        self._answered = 0  # responses finished, to set against the requests aiohttp parsed
+        # When the headers still awaited began to arrive; None while none are awaited.
+        self._headers_since: float | None = None
+        # At most one timer a connection, and none for a request whose headers came in
+        # one piece: a request costs an assignment, not a timer set and cancelled.
+        self._header_watch: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self._arm()
+        self._awaiting_headers()
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._disarm()
+        if self._header_watch is not None:
+            self._header_watch.cancel()
+            self._header_watch = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         before = self._request_count  # aiohttp's count of the requests its parser completed
         super().data_received(data)
         if self._request_count > before:
-            self._disarm()
-        elif self._request_count == self._answered and self._header_deadline is None:
-            self._arm()  # every request answered: these are the next one's first bytes
+            self._headers_since = None
+        elif self._headers_since is None and not (self._request_in_progress or self._messages):
+            self._awaiting_headers()  # every request answered: these are the next one's first bytes
 
-    async def finish_response(
-        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
-    ) -> tuple[web.StreamResponse, bool]:
-        try:
-            return await super().finish_response(request, resp, start_time)
-        finally:
-            self._answered += 1
+    def _awaiting_headers(self) -> None:
+        self._headers_since = self._loop.time()
+        if self._header_watch is None:
+            deadline = self._headers_since + self._header_timeout
+            self._header_watch = self._loop.call_at(deadline, self._check_headers)
 
-    def _arm(self) -> None:
-        self._header_deadline = self._loop.call_later(self._header_timeout, self._too_slow)
-
-    def _disarm(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
-
-    def _too_slow(self) -> None:
-        self._header_deadline = None
+    def _check_headers(self) -> None:
+        self._header_watch = None
+        if self._headers_since is None:
+            return
+        deadline = self._headers_since + self._header_timeout
+        if self._loop.time() < deadline:  # these headers began after the timer was set
+            self._header_watch = self._loop.call_at(deadline, self._check_headers)
+            return
         log.debug("closing a connection whose request headers took over %gs", self._header_timeout)
         self.force_close()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import signal
 import sqlite3
 import time
@@ -116,9 +117,15 @@ async def _closed_by_server(reader: asyncio.StreamReader, within: float) -> bool
 
 
 async def _trickle(
-    url: URL, stop: asyncio.Event
+    url: URL, stop: asyncio.Event, answered_first: bool = False
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, asyncio.Task[None]]:
     reader, writer = await asyncio.open_connection(url.host, url.port)
+    if answered_first:  # a keep-alive connection whose next request trickles
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        length = int(re.search(rb"(?i)content-length: (\d+)", head)[1])  # type: ignore[index]
+        await reader.readexactly(length)
 
     async def drip() -> None:
         # A byte every 0.2 s: each keeps the connection busy, none finishes the request.
@@ -143,7 +150,7 @@ async def test_clients_trickling_headers_are_let_go_after_the_header_timeout(
     with serving(env, cwd=tmp_path) as served:
         url, stop = URL(served.base_url), asyncio.Event()
         started = time.monotonic()
-        trickling = [await _trickle(url, stop) for _ in range(50)]
+        trickling = [await _trickle(url, stop, answered_first=n % 2 == 1) for n in range(50)]
         silent = await asyncio.open_connection(url.host, url.port)  # sends nothing at all
         readers = [reader for reader, _, _ in trickling] + [silent[0]]
         closed = await asyncio.gather(*(_closed_by_server(r, 10) for r in readers))
