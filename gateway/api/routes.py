@@ -34,14 +34,16 @@ def add_routes(app: web.Application, settings: Settings) -> None:
         basic_auth,
         "/v1",
         [
+            # The router tries the routes under one prefix in the order they were added:
+            # issuance, the busiest, first.
+            web.get("/Recordings/{sid}/Media", redirect_to_media),
             web.get("/Recordings", list_recordings),
             web.get("/Recordings/{sid}", fetch_recording),
             web.delete("/Recordings/{sid}", delete_recording),
-            web.get("/Recordings/{sid}/Media", redirect_to_media),
+            web.get("/Rooms/{room_sid}/Recordings/{sid}/Media", redirect_to_media),
             web.get("/Rooms/{room_sid}/Recordings", list_recordings),
             web.get("/Rooms/{room_sid}/Recordings/{sid}", fetch_recording),
             web.delete("/Rooms/{room_sid}/Recordings/{sid}", delete_recording),
-            web.get("/Rooms/{room_sid}/Recordings/{sid}/Media", redirect_to_media),
         ],
     )
 
