@@ -156,16 +156,21 @@ class RouteAccessLog(AbstractAccessLogger):
 
     def __init__(self, logger: logging.Logger, log_format: str) -> None:
         super().__init__(logger, log_format)
-        self._prefix = f"INFO [{os.getpid()}] {logger.name}"
+        self._prefix: str | None = None  # the connection's own part of each line
+
+    @property
+    def enabled(self) -> bool:
+        # Asked once per connection: a level set at start-up holds for its life.
+        return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        if not self.logger.isEnabledFor(logging.INFO):
-            return
+        if self._prefix is None:
+            self._prefix = f"INFO [{os.getpid()}] {self.logger.name} {request.remote}"
         # Named by its route's guard; a request the parser refused never got that far.
         route = request.get(ROUTE, "(unparsed)")
         agent = request.headers.get("User-Agent", "-")
         _LINES.add(
-            f'{_LINES.now()} {self._prefix} {request.remote} "{request.method} {route}" '
+            f'{_LINES.now()} {self._prefix} "{request.method} {route}" '
             f'{response.status} {response.body_length} {time:.4f}s "{agent}"\n'
         )
 
