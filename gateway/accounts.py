@@ -61,24 +61,31 @@ async def authenticate(store: MetadataStore, username: str, password: str) -> st
 
 
 class Authenticator:
-    """`authenticate`, with each credential that passed remembered for `ttl` seconds: an
-    API call costs one lookup (of what it asks for), not two. Refusals are not
-    remembered, and only a hash of each secret is kept."""
+    """`authenticate` for the credentials of a request, as `parse` reads them into a
+    username and password, with each credential that passed remembered for `ttl`
+    seconds: an API call costs one lookup (of what it asks for), not two, and a client
+    that sends the same credentials again costs a hash of them, not their parsing.
+    Refusals are not remembered, and only a hash of each credential is kept."""
 
     def __init__(
-        self, store: MetadataStore, ttl: float, now: Callable[[], float] = time.monotonic
+        self,
+        store: MetadataStore,
+        ttl: float,
+        parse: Callable[[str | None], tuple[str, str]],
+        now: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._store, self._ttl, self._now = store, ttl, now
-        self._passed: dict[tuple[str, bytes], tuple[str, float]] = {}
+        self._store, self._ttl, self._parse, self._now = store, ttl, parse, now
+        self._passed: dict[bytes, tuple[str, float]] = {}
 
-    async def __call__(self, username: str, password: str) -> str:
-        credential = (username, hashlib.sha256(_bytes(password)).digest())
-        known = self._passed.get(credential)
+    async def __call__(self, credentials: str | None) -> str:
+        remembered = hashlib.sha256(_bytes(credentials or "")).digest()
+        known = self._passed.get(remembered)
         if known is not None and known[1] > self._now():
             return known[0]
+        username, password = self._parse(credentials)  # refuses what is not a credential
         account_sid = await authenticate(self._store, username, password)
         if self._ttl > 0:
             if len(self._passed) >= REMEMBERED:
                 self._passed.clear()
-            self._passed[credential] = (account_sid, self._now() + self._ttl)
+            self._passed[remembered] = (account_sid, self._now() + self._ttl)
         return account_sid

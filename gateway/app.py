@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from gateway.accounts import Authenticator
+from gateway.api.credentials import parse_basic
 from gateway.api.error_bodies import twilio_errors
 from gateway.api.keys import (
     AUTHENTICATOR,
@@ -97,7 +98,7 @@ def create_app(
             attempts=settings.callback_attempts,
         )
         async with delivering(app[STORE], policy, now) as sender:
-            app[AUTHENTICATOR] = Authenticator(app[STORE], settings.credential_cache)
+            app[AUTHENTICATOR] = Authenticator(app[STORE], settings.credential_cache, parse_basic)
             app[RECORDINGS] = Recordings(app[STORE], app[STORAGE], now, sender.wake)
             presign = settings.media_mode == "presign"
             app[MEDIA_LINKS] = MediaLinks(app[RECORDINGS], signer, now, presign)

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
-from gateway.api.credentials import BEARER_CHALLENGE, parse_basic, parse_bearer
+from gateway.api.credentials import BEARER_CHALLENGE, parse_bearer
 from gateway.api.keys import ACCOUNT_SID, AUTHENTICATOR, ROUTE, SETTINGS
 from gateway.errors import Unauthenticated
 
@@ -18,8 +18,7 @@ Check = Callable[[web.Request], Awaitable[None]]
 
 async def basic_auth(request: web.Request) -> None:
     """The API acts as one account: AccountSid:AuthToken or ApiKeySid:Secret."""
-    login, password = parse_basic(request.headers.get(hdrs.AUTHORIZATION))
-    request[ACCOUNT_SID] = await request.app[AUTHENTICATOR](login, password)
+    request[ACCOUNT_SID] = await request.app[AUTHENTICATOR](request.headers.get(hdrs.AUTHORIZATION))
 
 
 async def admin_bearer(request: web.Request) -> None:

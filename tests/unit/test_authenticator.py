@@ -3,17 +3,23 @@ seconds; one that failed always is."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from gateway.accounts import Authenticator, create_account, create_api_key
+from gateway.api.credentials import parse_basic
 from gateway.errors import Unauthenticated
 from gateway.models import Account, ApiKey
 from gateway.store import MetadataStore
 from gateway.store.sqlite import open_sqlite
 from tests.conftest import Clock
+
+
+def basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
 class CountingLookups:
@@ -44,13 +50,13 @@ async def test_a_credential_that_passed_is_remembered_for_the_ttl(
     account = await create_account(store, "Cached")
     key, secret = await create_api_key(store, account.sid)
     counted = CountingLookups(store)
-    check = Authenticator(counted, ttl=5.0, now=clock)  # type: ignore[arg-type]
+    check = Authenticator(counted, ttl=5.0, parse=parse_basic, now=clock)  # type: ignore[arg-type]
     for _ in range(3):
-        assert await check(account.sid, account.auth_token) == account.sid
-        assert await check(key.sid, secret) == account.sid
+        assert await check(basic(account.sid, account.auth_token)) == account.sid
+        assert await check(basic(key.sid, secret)) == account.sid
     assert counted.lookups == 2
     clock.advance(5.1)
-    assert await check(account.sid, account.auth_token) == account.sid
+    assert await check(basic(account.sid, account.auth_token)) == account.sid
     assert counted.lookups == 3
 
 
@@ -59,18 +65,18 @@ async def test_a_wrong_secret_is_looked_up_and_refused_every_time(
 ) -> None:
     account = await create_account(store, "Cached")
     counted = CountingLookups(store)
-    check = Authenticator(counted, ttl=5.0, now=clock)  # type: ignore[arg-type]
-    assert await check(account.sid, account.auth_token) == account.sid
+    check = Authenticator(counted, ttl=5.0, parse=parse_basic, now=clock)  # type: ignore[arg-type]
+    assert await check(basic(account.sid, account.auth_token)) == account.sid
     for attempt in range(1, 4):
         with pytest.raises(Unauthenticated):
-            await check(account.sid, account.auth_token + "x")
+            await check(basic(account.sid, account.auth_token + "x"))
         assert counted.lookups == 1 + attempt
 
 
 async def test_ttl_zero_looks_up_every_request(store: MetadataStore, clock: Clock) -> None:
     account = await create_account(store, "Uncached")
     counted = CountingLookups(store)
-    check = Authenticator(counted, ttl=0.0, now=clock)  # type: ignore[arg-type]
+    check = Authenticator(counted, ttl=0.0, parse=parse_basic, now=clock)  # type: ignore[arg-type]
     for _ in range(3):
-        assert await check(account.sid, account.auth_token) == account.sid
+        assert await check(basic(account.sid, account.auth_token)) == account.sid
     assert counted.lookups == 3
