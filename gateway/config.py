@@ -110,6 +110,19 @@ def _signing_keys(value: str) -> tuple[str, ...]:
     return keys
 
 
+def _origins(value: str) -> tuple[str, ...] | None:
+    """`*` for any origin (None), else comma-separated origins, each
+    `scheme://host[:port]` as browsers send it in `Origin`; empty for none."""
+    if value.strip() == "*":
+        return None
+    origins = tuple(origin.strip().rstrip("/") for origin in value.split(",") if origin.strip())
+    for origin in origins:
+        scheme, separator, rest = origin.partition("://")
+        if scheme not in ("http", "https") or not separator or not rest or "/" in rest:
+            raise ValueError(f"{origin!r} is not an origin such as https://app.example.com")
+    return origins
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     name: str
@@ -210,6 +223,22 @@ SETTINGS: Final = (
         host_patterns,
     ),
     Setting(
+        "GATEWAY_CORS_ORIGINS",
+        "*",
+        "Origins whose pages may read media links with fetch, MSE players or a canvas "
+        "(CORS): * for any (a link is its own credential), or a comma-separated list "
+        "such as https://app.example.com.",
+        _origins,
+    ),
+    Setting(
+        "GATEWAY_API_CORS_ORIGINS",
+        "",
+        "Origins whose pages may call the API under /v1/ (CORS), as for "
+        "GATEWAY_CORS_ORIGINS; unset, none: the API takes account secrets and belongs "
+        "on servers.",
+        _origins,
+    ),
+    Setting(
         "GATEWAY_DELETED_RETENTION",
         "30d",
         "How long a deleted recording's metadata stays readable before it is purged.",
@@ -278,6 +307,8 @@ class Settings:
     media_mode: str
     public_url: str | None
     allowed_hosts: tuple[str, ...]
+    cors_origins: tuple[str, ...] | None
+    api_cors_origins: tuple[str, ...] | None
     deleted_retention: float
     janitor_interval: float
     callback_allow: tuple[str, ...]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.api.keys import MEDIA_LINKS, SENDFILE, STORAGE
+from gateway.api.keys import CORS_HEADERS, MEDIA_LINKS, SENDFILE, STORAGE
 from gateway.media.reply import decide
 from gateway.media.send import send
 
@@ -13,5 +13,7 @@ async def download_media(request: web.Request) -> web.StreamResponse:
     links = request.app[MEDIA_LINKS]
     media = await links.redeem(request.match_info["token"])
     reply = decide(request.headers, media, links.now())
+    cors: dict[str, str] = request[CORS_HEADERS]
+    reply.headers.update(cors)  # before a streamed answer is prepared
     app = request.config_dict
     return await send(request, reply, app[STORAGE], media.key, sendfile=app[SENDFILE])

@@ -8,7 +8,7 @@ from typing import Final
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.api.keys import ROUTE
+from gateway.api.keys import CORS_HEADERS, ROUTE
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound, TooLarge
 from gateway.media.headers import SECURITY_HEADERS
 
@@ -66,6 +66,8 @@ async def twilio_errors(request: web.Request, handler: Handler) -> web.StreamRes
         response = error_response(GatewayError("Internal Server Error"))
     if not response.prepared:
         # Here rather than in an on_response_prepare signal, which costs every request
-        # a round of awaits.
+        # a round of awaits. A streamed download sets both itself, before it prepares.
         response.headers.update(SECURITY_HEADERS)
+        if (cors := request.get(CORS_HEADERS)) is not None:
+            response.headers.update(cors)
     return response

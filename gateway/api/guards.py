@@ -9,8 +9,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
+from gateway.api.cors import Cors
 from gateway.api.credentials import BEARER_CHALLENGE, parse_bearer
-from gateway.api.keys import ACCOUNT_SID, AUTHENTICATOR, ROUTE, SETTINGS
+from gateway.api.keys import ACCOUNT_SID, AUTHENTICATOR, CORS_HEADERS, ROUTE, SETTINGS
 from gateway.errors import Unauthenticated
 
 Check = Callable[[web.Request], Awaitable[None]]
@@ -29,23 +30,20 @@ async def admin_bearer(request: web.Request) -> None:
         raise Unauthenticated("A valid bearer token is required", challenge=BEARER_CHALLENGE)
 
 
-def guarded(template: str, check: Check | None, handler: Handler) -> Handler:
+def guarded(
+    template: str, check: Check | None, handler: Handler, cors: Cors | None = None
+) -> Handler:
     """`handler`, answered only to requests that pass `check` (None: the route takes no
     credential), each named by its route template for the access log: never by its
-    path, which for a media link is the link's credential."""
-
-    if check is None:
-
-        async def named(request: web.Request) -> web.StreamResponse:
-            request[ROUTE] = template
-            return await handler(request)
-
-        return named
-    passes: Check = check
+    path, which for a media link is the link's credential. With `cors`, the answer
+    (an error too) carries what lets the request's origin read it, or not."""
 
     async def checked(request: web.Request) -> web.StreamResponse:
         request[ROUTE] = template
-        await passes(request)
+        if cors is not None:
+            request[CORS_HEADERS] = cors.headers(request.headers.get(hdrs.ORIGIN))
+        if check is not None:
+            await check(request)
         return await handler(request)
 
     return checked

@@ -28,3 +28,6 @@ ACCOUNT_SID: Final = web.RequestKey("account_sid", str)
 # The route template a request matched, for logs: never the path, which for a media link
 # is the link's credential.
 ROUTE: Final = web.RequestKey("route", str)
+# The CORS headers every answer to the request carries (an error's too), when its route
+# takes cross-origin requests.
+CORS_HEADERS: Final = web.RequestKey("cors_headers", dict[str, str])

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Final
+
 from aiohttp import web
 
+from gateway.api.cors import Cors
 from gateway.api.downloads import download_media
 from gateway.api.guards import Check, admin_bearer, basic_auth, guarded
 from gateway.api.handlers import (
@@ -21,14 +25,33 @@ from gateway.api.internal import (
 )
 from gateway.config import Settings
 
+# What a request may send to ask for part of a resource, or only a changed one.
+CONDITIONAL_HEADERS: Final = (
+    "Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since",
+)  # fmt: skip
+
 
 def add_routes(app: web.Application, settings: Settings) -> None:
     # No credential: what load balancers and orchestrators probe.
     _add(app, None, "", [web.get("/healthz", alive), web.get("/readyz", ready)])
     # The link is the credential: what players and browsers follow.
-    _add(app, None, "", [web.get("/media/{token}", download_media)])
+    media = Cors(
+        settings.cors_origins,
+        methods=("GET", "HEAD"),
+        request_headers=CONDITIONAL_HEADERS,
+        exposed=("Accept-Ranges", "Content-Disposition", "Content-Length", "Content-Range", "ETag"),
+    )
+    _add(app, None, "", [web.get("/media/{token}", download_media)], media)
 
     # HTTP Basic as one account (AccountSid:AuthToken or ApiKeySid:Secret): applications.
+    api = None
+    if settings.api_cors_origins != ():
+        api = Cors(
+            settings.api_cors_origins,
+            methods=("GET", "HEAD", "DELETE"),
+            request_headers=("Authorization", *CONDITIONAL_HEADERS),
+            exposed=("Location",),
+        )
     _add(
         app,
         basic_auth,
@@ -45,6 +68,7 @@ def add_routes(app: web.Application, settings: Settings) -> None:
             web.get("/Rooms/{room_sid}/Recordings/{sid}", fetch_recording),
             web.delete("/Rooms/{room_sid}/Recordings/{sid}", delete_recording),
         ],
+        api,
     )
 
     # The GATEWAY_ADMIN_TOKEN bearer token: recorders. Without one, this API is not there.
@@ -63,11 +87,29 @@ def add_routes(app: web.Application, settings: Settings) -> None:
 
 
 def _add(
-    app: web.Application, check: Check | None, prefix: str, routes: list[web.RouteDef]
+    app: web.Application,
+    check: Check | None,
+    prefix: str,
+    routes: list[web.RouteDef],
+    cors: Cors | None = None,
 ) -> None:
     # One flat table, each handler behind its own check: a sub-application or a
     # middleware would cost every request another routing step or coroutine layer.
     for route in routes:
         path = prefix + route.path
-        handler = guarded(path, check, route.handler)
+        handler = guarded(path, check, route.handler, cors)
         app.add_routes([web.RouteDef(route.method, path, handler, route.kwargs)])
+    if cors is None:
+        return
+    # A browser's preflight carries no credentials: answered before any check.
+    allowed: dict[str, set[str]] = {}
+    for route in routes:
+        methods = allowed.setdefault(prefix + route.path, {"OPTIONS"})
+        methods.update(("GET", "HEAD") if route.method == "GET" else (route.method,))
+    for path, methods in allowed.items():
+        answer = functools.partial(_preflight, cors, frozenset(methods))
+        app.router.add_route("OPTIONS", path, guarded(path, None, answer))
+
+
+async def _preflight(cors: Cors, allowed: frozenset[str], request: web.Request) -> web.Response:
+    return cors.preflight(request, allowed)

@@ -321,7 +321,7 @@ ALLOWED = {
     "/v1/Rooms/{room}/Recordings": "GET, HEAD",
     "/v1/Rooms/{room}/Recordings/{sid}": "DELETE, GET, HEAD",
     "/v1/Rooms/{room}/Recordings/{sid}/Media": "GET, HEAD",
-    "/media/{token}": "GET, HEAD",
+    "/media/{token}": "GET, HEAD, OPTIONS",
     "/internal/v1/Recordings": "POST",
     "/internal/v1/Recordings/{sid}/Media": "PUT",
     "/internal/v1/Recordings/{sid}/Complete": "POST",
