@@ -23,6 +23,7 @@ from gateway.api.internal import (
     start_recording,
     upload_media,
 )
+from gateway.api.openapi import openapi_json
 from gateway.config import Settings
 
 # What a request may send to ask for part of a resource, or only a changed one.
@@ -32,8 +33,17 @@ CONDITIONAL_HEADERS: Final = (
 
 
 def add_routes(app: web.Application, settings: Settings) -> None:
-    # No credential: what load balancers and orchestrators probe.
-    _add(app, None, "", [web.get("/healthz", alive), web.get("/readyz", ready)])
+    # No credential: what load balancers and orchestrators probe, and what describes it all.
+    _add(
+        app,
+        None,
+        "",
+        [
+            web.get("/healthz", alive),
+            web.get("/readyz", ready),
+            web.get("/openapi.json", openapi_json, allow_head=False),
+        ],
+    )
     # The link is the credential: what players and browsers follow.
     media = Cors(
         settings.cors_origins,
