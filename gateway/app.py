@@ -12,7 +12,7 @@ from aiohttp import web
 
 from gateway.accounts import Authenticator
 from gateway.api.credentials import parse_basic
-from gateway.api.error_bodies import twilio_errors
+from gateway.api.error_bodies import every_answer
 from gateway.api.keys import (
     AUTHENTICATOR,
     INGESTION,
@@ -72,7 +72,7 @@ def create_app(
     sendfile: bool = True,
 ) -> web.Application:
     """The application; `store` and `storage` are opened from `settings` unless given."""
-    app = web.Application(middlewares=[twilio_errors])
+    app = web.Application(middlewares=[every_answer(settings.trusted_proxies)])
     app[SETTINGS] = settings
     if store is not None:
         app[STORE] = store

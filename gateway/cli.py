@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from gateway import accounts, demo, sids
 from gateway.api import prefork, server
+from gateway.api.forwarded import RequestIds
 from gateway.api.keys import SETTINGS
 from gateway.api.query import parse_list
 from gateway.api.serialize import recording_json
@@ -258,8 +259,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if settings.workers < 1:
         raise InvalidParameter("--workers", "must be 1 or more")
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s [%(process)d] %(name)s %(message)s"
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s [%(process)d] %(name)s %(message)s%(request)s",
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RequestIds())  # which fills in %(request)s
     keys = signing_keys(settings)  # before any fork, so that every worker has the same
     if args.demo:
         uvloop.run(_announce_demo(settings))

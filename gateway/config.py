@@ -10,7 +10,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from gateway.errors import ConfigError
-from gateway.hosts import host_patterns
+from gateway.hosts import Network, host_patterns, networks
 
 
 def _port(value: str) -> int:
@@ -223,6 +223,13 @@ SETTINGS: Final = (
         host_patterns,
     ),
     Setting(
+        "GATEWAY_TRUSTED_PROXIES",
+        "",
+        "Addresses or CIDRs of the proxies in front (nginx, a load balancer): only from "
+        "them are X-Forwarded-For/-Proto/-Host, Forwarded and X-Request-Id believed.",
+        networks,
+    ),
+    Setting(
         "GATEWAY_CORS_ORIGINS",
         "*",
         "Origins whose pages may read media links with fetch, MSE players or a canvas "
@@ -307,6 +314,7 @@ class Settings:
     media_mode: str
     public_url: str | None
     allowed_hosts: tuple[str, ...]
+    trusted_proxies: tuple[Network, ...]
     cors_origins: tuple[str, ...] | None
     api_cors_origins: tuple[str, ...] | None
     deleted_retention: float

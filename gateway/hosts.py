@@ -82,3 +82,18 @@ def host_patterns(value: str) -> tuple[str, ...]:
             )
         patterns.append(pattern)
     return tuple(patterns)
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def networks(value: str) -> tuple[Network, ...]:
+    """GATEWAY_TRUSTED_PROXIES: comma-separated addresses or CIDRs."""
+    found = []
+    for raw in value.split(","):
+        if raw.strip():
+            try:
+                found.append(ipaddress.ip_network(raw.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"{raw.strip()!r} is not an address or a CIDR") from None
+    return tuple(found)

@@ -6,10 +6,19 @@ import logging
 from typing import Final
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
-from gateway.api.keys import CORS_HEADERS, ROUTE
+from gateway.api.forwarded import (
+    CURRENT_REQUEST,
+    REQUEST_ID_HEADER,
+    client,
+    new_request_id,
+    request_id,
+    trusted,
+)
+from gateway.api.keys import CLIENT, CORS_HEADERS, REQUEST_ID, ROUTE
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound, TooLarge
+from gateway.hosts import Network
 from gateway.media.headers import SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
@@ -42,32 +51,51 @@ def from_http(request: web.BaseRequest, exc: web.HTTPException) -> GatewayError:
     return error
 
 
-@web.middleware
-async def twilio_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+def every_answer(proxies: tuple[Network, ...]) -> Middleware:
     """Every answer a handler gives or an error it raises, in Twilio's error shape where
-    it is one, with the security headers (a download already sent its own)."""
-    try:
-        response = await handler(request)
-    except GatewayError as error:
-        response = error_response(error)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        # Routing's own 404 and 405 come before any route's guard named the request.
-        request.setdefault(ROUTE, "(no route)")
-        response = error_response(from_http(request, exc))
-    except ConnectionError:
-        # The client left mid-request (an upload cut off): nothing broke here, and the
-        # answer most likely reaches nobody.
-        log.debug("client left during %s %s", request.method, request.get(ROUTE))
-        response = error_response(BadRequest("The connection closed before the request was read"))
-    except Exception:
-        log.exception("unexpected error answering %s %s", request.method, request.get(ROUTE))
-        response = error_response(GatewayError("Internal Server Error"))
-    if not response.prepared:
-        # Here rather than in an on_response_prepare signal, which costs every request
-        # a round of awaits. A streamed download sets both itself, before it prepares.
-        response.headers.update(SECURITY_HEADERS)
-        if (cors := request.get(CORS_HEADERS)) is not None:
-            response.headers.update(cors)
-    return response
+    it is one, with the security headers and the request's id (a download sets them
+    itself, as it prepares its answer before returning it). `proxies` are the trusted
+    ones, GATEWAY_TRUSTED_PROXIES."""
+
+    @web.middleware
+    async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if proxies and trusted(peer := request.remote, proxies):
+            request[CLIENT] = client(peer, request.headers, proxies)
+            ident = request_id(request.headers.get(REQUEST_ID_HEADER))
+        else:
+            ident = new_request_id()
+        request[REQUEST_ID] = ident
+        # Not reset after the request: the connection's next request sets its own, and
+        # lines written as this one finishes still belong to it.
+        CURRENT_REQUEST.set(ident)
+        try:
+            response = await handler(request)
+        except GatewayError as error:
+            response = error_response(error)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            # Routing's own 404 and 405 come before any route's guard named the request.
+            request.setdefault(ROUTE, "(no route)")
+            response = error_response(from_http(request, exc))
+        except ConnectionError:
+            # The client left mid-request (an upload cut off): nothing broke here, and
+            # the answer most likely reaches nobody.
+            log.debug("client left during %s %s", request.method, request.get(ROUTE))
+            response = error_response(
+                BadRequest("The connection closed before the request was read")
+            )
+        except Exception:
+            log.exception("unexpected error answering %s %s", request.method, request.get(ROUTE))
+            response = error_response(GatewayError("Internal Server Error"))
+        if not response.prepared:
+            # Here rather than in an on_response_prepare signal, which costs every
+            # request a round of awaits.
+            headers = response.headers
+            headers.update(SECURITY_HEADERS)
+            headers[REQUEST_ID_HEADER] = ident
+            if cors := request.get(CORS_HEADERS):
+                headers.update(cors)
+        return response
+
+    return answer

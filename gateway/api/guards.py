@@ -15,6 +15,7 @@ from gateway.api.keys import ACCOUNT_SID, AUTHENTICATOR, CORS_HEADERS, ROUTE, SE
 from gateway.errors import Unauthenticated
 
 Check = Callable[[web.Request], Awaitable[None]]
+_NO_HEADERS: dict[str, str] = {}
 
 
 async def basic_auth(request: web.Request) -> None:
@@ -40,8 +41,9 @@ def guarded(
 
     async def checked(request: web.Request) -> web.StreamResponse:
         request[ROUTE] = template
-        if cors is not None:
-            request[CORS_HEADERS] = cors.headers(request.headers.get(hdrs.ORIGIN))
+        request[CORS_HEADERS] = (
+            _NO_HEADERS if cors is None else cors.headers(request.headers.get(hdrs.ORIGIN))
+        )
         if check is not None:
             await check(request)
         return await handler(request)

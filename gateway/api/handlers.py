@@ -7,6 +7,7 @@ import functools
 from aiohttp import hdrs, web
 
 from gateway import sids
+from gateway.api.forwarded import origin, trusted
 from gateway.api.keys import ACCOUNT_SID, MEDIA_LINKS, RECORDINGS, SETTINGS
 from gateway.api.query import parse_list, parse_media_link
 from gateway.api.serialize import list_json, recording_json, redirect_json
@@ -21,7 +22,13 @@ def base_url(request: web.Request) -> str:
     settings = request.app[SETTINGS]
     if settings.public_url is not None:
         return settings.public_url
-    return _origin(request.scheme, request.headers.get(hdrs.HOST, ""), settings.allowed_hosts)
+    scheme, host = request.scheme, request.headers.get(hdrs.HOST, "")
+    if settings.trusted_proxies and trusted(request.remote, settings.trusted_proxies):
+        # What the client asked the proxy for, still held to GATEWAY_ALLOWED_HOSTS.
+        proto, forwarded_host = origin(request.headers)
+        scheme = proto if proto in ("http", "https") else scheme
+        host = forwarded_host or host
+    return _origin(scheme, host, settings.allowed_hosts)
 
 
 @functools.lru_cache(maxsize=256)  # a service is reached by a few names; refusals not kept

@@ -31,3 +31,8 @@ ROUTE: Final = web.RequestKey("route", str)
 # The CORS headers every answer to the request carries (an error's too), when its route
 # takes cross-origin requests.
 CORS_HEADERS: Final = web.RequestKey("cors_headers", dict[str, str])
+# The request's id: a trusted proxy's X-Request-Id, or one made here. Every answer carries
+# it, and so do the access line and every other log line of the request.
+REQUEST_ID: Final = web.RequestKey("request_id", str)
+# Behind a trusted proxy, the client's address it names; unset, the peer is the client.
+CLIENT: Final = web.RequestKey("client", str)

@@ -30,7 +30,7 @@ from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, LineTooL
 from aiohttp.web_protocol import RequestHandler
 
 from gateway.api.error_bodies import error_response
-from gateway.api.keys import ROUTE
+from gateway.api.keys import CLIENT, REQUEST_ID, ROUTE
 from gateway.errors import BadRequest, GatewayError
 from gateway.media.headers import SECURITY_HEADERS
 
@@ -156,7 +156,8 @@ class RouteAccessLog(AbstractAccessLogger):
 
     def __init__(self, logger: logging.Logger, log_format: str) -> None:
         super().__init__(logger, log_format)
-        self._prefix: str | None = None  # the connection's own part of each line
+        self._prefix = f"INFO [{os.getpid()}] {logger.name}"
+        self._peer: str | None = None  # the connection's, worked out once
 
     @property
     def enabled(self) -> bool:
@@ -164,14 +165,18 @@ class RouteAccessLog(AbstractAccessLogger):
         return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        if self._prefix is None:
-            self._prefix = f"INFO [{os.getpid()}] {self.logger.name} {request.remote}"
+        client = request.get(CLIENT)  # set behind a trusted proxy
+        if client is None:
+            if self._peer is None:
+                self._peer = request.remote or "-"
+            client = self._peer
         # Named by its route's guard; a request the parser refused never got that far.
         route = request.get(ROUTE, "(unparsed)")
         agent = request.headers.get("User-Agent", "-")
+        ident = request.get(REQUEST_ID, "-")
         _LINES.add(
-            f'{_LINES.now()} {self._prefix} "{request.method} {route}" '
-            f'{response.status} {response.body_length} {time:.4f}s "{agent}"\n'
+            f'{_LINES.now()} {self._prefix} {client} "{request.method} {route}" '
+            f'{response.status} {response.body_length} {time:.4f}s "{agent}" request_id={ident}\n'
         )
 
 
