@@ -20,9 +20,8 @@ from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 from tqdm import tqdm
 
-from gateway import accounts, demo, sids
+from gateway import accounts, demo, logs, sids
 from gateway.api import prefork, server
-from gateway.api.forwarded import RequestIds
 from gateway.api.keys import SETTINGS
 from gateway.api.query import parse_list
 from gateway.api.serialize import recording_json
@@ -258,12 +257,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     )
     if settings.workers < 1:
         raise InvalidParameter("--workers", "must be 1 or more")
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s [%(process)d] %(name)s %(message)s%(request)s",
-    )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RequestIds())  # which fills in %(request)s
+    logs.configure(settings.log_format, settings.log_level)
     keys = signing_keys(settings)  # before any fork, so that every worker has the same
     if args.demo:
         uvloop.run(_announce_demo(settings))
@@ -286,6 +280,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             header_timeout=settings.header_timeout,
             shutdown_grace=settings.shutdown_grace,
             announce=announce,
+            log_format=settings.log_format,
         )
         return 0
     server.run(
@@ -296,6 +291,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         shutdown_grace=settings.shutdown_grace,
         loop=uvloop.new_event_loop(),
         announce=announce,
+        log_format=settings.log_format,
     )
     return 0
 

@@ -123,6 +123,15 @@ def _origins(value: str) -> tuple[str, ...] | None:
     return origins
 
 
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value.lower() not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value.lower()
+
+    return parse
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     name: str
@@ -187,6 +196,19 @@ SETTINGS: Final = (
         "costs one database lookup rather than two; a changed secret is refused "
         "everywhere once it has passed. 0 checks every request.",
         _duration_or_none,
+    ),
+    Setting(
+        "GATEWAY_LOG_FORMAT",
+        "text",
+        "text: lines as a terminal shows them; json: one object per line, for log "
+        "pipelines (the access line's fields included).",
+        _one_of("text", "json"),
+    ),
+    Setting(
+        "GATEWAY_LOG_LEVEL",
+        "info",
+        "debug, info (one access line per request), warning or error.",
+        _one_of("debug", "info", "warning", "error"),
     ),
     Setting(
         "GATEWAY_HEADER_TIMEOUT",
@@ -309,6 +331,8 @@ class Settings:
     database_pool_size: int
     database_timeout: float
     credential_cache: float
+    log_format: str
+    log_level: str
     header_timeout: float
     shutdown_grace: float
     media_mode: str

@@ -26,6 +26,8 @@ class StoredMedia:
     """What a download needs to answer: the stored object and how the link said to
     present it."""
 
+    recording_sid: str
+    account_sid: str
     key: str
     size: int
     etag: str
@@ -78,6 +80,8 @@ class MediaLinks:
         if not recording.has_media or recording.media_key is None:
             raise NotFound(f"Recording {recording.sid} is {recording.status}; its media is gone")
         return StoredMedia(
+            recording_sid=recording.sid,
+            account_sid=recording.account_sid,
             key=recording.media_key,
             size=recording.size,
             etag=recording.media_etag or f'"{recording.sid}"',

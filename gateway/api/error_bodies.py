@@ -9,7 +9,6 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from gateway.api.forwarded import (
-    CURRENT_REQUEST,
     REQUEST_ID_HEADER,
     client,
     new_request_id,
@@ -19,6 +18,7 @@ from gateway.api.forwarded import (
 from gateway.api.keys import CLIENT, CORS_HEADERS, REQUEST_ID, ROUTE
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound, TooLarge
 from gateway.hosts import Network
+from gateway.logs import CURRENT_REQUEST
 from gateway.media.headers import SECURITY_HEADERS
 
 log = logging.getLogger(__name__)

@@ -7,11 +7,9 @@ Forwarded) and X-Request-Id believed; from anyone else they are what a client ma
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import ipaddress
 import itertools
-import logging
 import re
 import secrets
 from collections.abc import Mapping
@@ -20,10 +18,6 @@ from typing import Final
 from gateway.hosts import Network
 
 REQUEST_ID_HEADER: Final = "X-Request-Id"
-# The id of the request being answered, for every log line written while it is.
-CURRENT_REQUEST: Final[contextvars.ContextVar[str | None]] = contextvars.ContextVar(
-    "request", default=None
-)
 # A request id a proxy may hand on: bounded, and nothing that could split a log line.
 _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 # Ids made here: unique within the process by a counter, across processes by a prefix.
@@ -99,12 +93,3 @@ def _address(hop: str) -> str:
     if hop.count(":") == 1:
         return hop.partition(":")[0]
     return hop
-
-
-class RequestIds(logging.Filter):
-    """Adds ` request_id=…` to the log lines written while a request is answered."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        ident = CURRENT_REQUEST.get()
-        record.request = "" if ident is None else f" request_id={ident}"
-        return True

@@ -11,7 +11,14 @@ from aiohttp.typedefs import Handler
 
 from gateway.api.cors import Cors
 from gateway.api.credentials import BEARER_CHALLENGE, parse_bearer
-from gateway.api.keys import ACCOUNT_SID, AUTHENTICATOR, CORS_HEADERS, ROUTE, SETTINGS
+from gateway.api.keys import (
+    ACCOUNT_SID,
+    AUTHENTICATOR,
+    CORS_HEADERS,
+    RECORDING_SID,
+    ROUTE,
+    SETTINGS,
+)
 from gateway.errors import Unauthenticated
 
 Check = Callable[[web.Request], Awaitable[None]]
@@ -39,8 +46,12 @@ def guarded(
     path, which for a media link is the link's credential. With `cors`, the answer
     (an error too) carries what lets the request's origin read it, or not."""
 
+    names_recording = "{sid}" in template
+
     async def checked(request: web.Request) -> web.StreamResponse:
         request[ROUTE] = template
+        if names_recording:  # for the access line
+            request[RECORDING_SID] = request.match_info["sid"]
         request[CORS_HEADERS] = (
             _NO_HEADERS if cors is None else cors.headers(request.headers.get(hdrs.ORIGIN))
         )

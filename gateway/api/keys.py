@@ -36,3 +36,5 @@ CORS_HEADERS: Final = web.RequestKey("cors_headers", dict[str, str])
 REQUEST_ID: Final = web.RequestKey("request_id", str)
 # Behind a trusted proxy, the client's address it names; unset, the peer is the client.
 CLIENT: Final = web.RequestKey("client", str)
+# The recording a request is about, where it names one (for the access line).
+RECORDING_SID: Final = web.RequestKey("recording_sid", str)

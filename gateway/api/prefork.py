@@ -45,6 +45,7 @@ def run_workers(
     header_timeout: float,
     shutdown_grace: float,
     announce: Callable[[str], None],
+    log_format: str = "text",
 ) -> None:
     """Serve with `workers` processes until SIGTERM or SIGINT, then drain them."""
 
@@ -54,6 +55,7 @@ def run_workers(
             header_timeout=header_timeout,
             shutdown_grace=shutdown_grace,
             handle_signals=False,  # the worker's own handlers stop it
+            log_format=log_format,
         )
 
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import os
 import sys
@@ -24,14 +25,15 @@ import time as _time
 from collections.abc import Callable
 from typing import Any, Final
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
 from gateway.api.error_bodies import error_response
-from gateway.api.keys import CLIENT, REQUEST_ID, ROUTE
+from gateway.api.keys import ACCOUNT_SID, CLIENT, RECORDING_SID, REQUEST_ID, ROUTE
 from gateway.errors import BadRequest, GatewayError
+from gateway.logs import json_line, utc_time
 from gateway.media.headers import SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
@@ -148,14 +150,17 @@ class _Lines:
 
 class RouteAccessLog(AbstractAccessLogger):
     """One line per request naming its route, never its path: a media link's path is
-    the link's credential, and whoever reads the log must not be able to follow it.
+    the link's credential, and whoever reads the log must not be able to follow it;
+    nor any Authorization header.
 
-    The lines look like every other log line of `gateway serve`, but skip the logging
-    module's path through records, handlers and formatters (an eighth of an issuance's
-    CPU). aiohttp makes one of these per connection; they share the process's `_LINES`."""
+    The lines look like every other log line of `gateway serve` (text, or with
+    GATEWAY_LOG_FORMAT=json an object), but skip the logging module's path through
+    records, handlers and formatters (an eighth of an issuance's CPU). aiohttp makes one
+    of these per connection; they share the process's `_LINES`."""
 
     def __init__(self, logger: logging.Logger, log_format: str) -> None:
         super().__init__(logger, log_format)
+        self._json = log_format == "json"
         self._prefix = f"INFO [{os.getpid()}] {logger.name}"
         self._peer: str | None = None  # the connection's, worked out once
 
@@ -172,15 +177,61 @@ class RouteAccessLog(AbstractAccessLogger):
             client = self._peer
         # Named by its route's guard; a request the parser refused never got that far.
         route = request.get(ROUTE, "(unparsed)")
-        agent = request.headers.get("User-Agent", "-")
-        ident = request.get(REQUEST_ID, "-")
+        headers = request.headers
+        account, recording = request.get(ACCOUNT_SID), request.get(RECORDING_SID)
+        if self._json:
+            _LINES.add(self._json_line(request, response, time, client, account, recording))
+            return
+        known = ""
+        if account is not None:
+            known += f" account_sid={account}"
+        if recording is not None:
+            known += f" recording_sid={recording}"
+        if (asked := headers.get(hdrs.RANGE)) is not None:
+            known += f" range={_quoted(asked)}"
         _LINES.add(
             f'{_LINES.now()} {self._prefix} {client} "{request.method} {route}" '
-            f'{response.status} {response.body_length} {time:.4f}s "{agent}" request_id={ident}\n'
+            f"{response.status} {response.body_length} {time:.4f}s "
+            f"{_quoted(headers.get(hdrs.USER_AGENT, '-'))}{known} "
+            f"request_id={request.get(REQUEST_ID, '-')}\n"
+        )
+
+    def _json_line(
+        self,
+        request: web.BaseRequest,
+        response: web.StreamResponse,
+        time: float,
+        client: str,
+        account: str | None,
+        recording: str | None,
+    ) -> str:
+        route = request.get(ROUTE, "(unparsed)")
+        return json_line(
+            {
+                "time": utc_time(_time.time()),
+                "level": "INFO",
+                "logger": self.logger.name,
+                "pid": os.getpid(),
+                "message": f"{request.method} {route} {response.status}",
+                "request_id": request.get(REQUEST_ID),
+                "client": client,
+                "method": request.method,
+                "route": route,
+                "status": response.status,
+                "bytes": response.body_length,
+                "duration_ms": round(time * 1000, 3),
+                "user_agent": request.headers.get(hdrs.USER_AGENT),
+                "range": request.headers.get(hdrs.RANGE),
+                "account_sid": account,
+                "recording_sid": recording,
+            }
         )
 
 
 _LINES: Final = _Lines()
+# What a client sent, quoted and escaped as JSON does (in C): a quote in a User-Agent
+# or Range cannot end the field and forge the fields after it.
+_quoted: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii
 
 
 class _Server(web.Server):
@@ -216,7 +267,12 @@ class GatewayRunner(web.AppRunner):
 
 
 def gateway_runner(
-    app: web.Application, *, header_timeout: float, shutdown_grace: float, handle_signals: bool
+    app: web.Application,
+    *,
+    header_timeout: float,
+    shutdown_grace: float,
+    handle_signals: bool,
+    log_format: str = "text",
 ) -> GatewayRunner:
     return GatewayRunner(
         app,
@@ -224,6 +280,7 @@ def gateway_runner(
         handle_signals=handle_signals,
         shutdown_timeout=shutdown_grace,
         access_log_class=RouteAccessLog,
+        access_log_format=log_format,  # RouteAccessLog's own: text or json
         keepalive_timeout=KEEPALIVE_TIMEOUT,
     )
 
@@ -237,11 +294,16 @@ def run(
     shutdown_grace: float,
     loop: asyncio.AbstractEventLoop,
     announce: Callable[[str], None],
+    log_format: str = "text",
 ) -> None:
     """Serve until SIGINT or SIGTERM, then let requests in flight run for the grace: what
     `web.run_app` does, on the runner above."""
     runner = gateway_runner(
-        app, header_timeout=header_timeout, shutdown_grace=shutdown_grace, handle_signals=True
+        app,
+        header_timeout=header_timeout,
+        shutdown_grace=shutdown_grace,
+        handle_signals=True,
+        log_format=log_format,
     )
 
     async def serve() -> None:
