@@ -180,7 +180,8 @@ class RouteAccessLog(AbstractAccessLogger):
         headers = request.headers
         account, recording = request.get(ACCOUNT_SID), request.get(RECORDING_SID)
         if self._json:
-            _LINES.add(self._json_line(request, response, time, client, account, recording))
+            fields = (client, route, account, recording)
+            _LINES.add(self._json_line(request, response, time, *fields))
             return
         known = ""
         if account is not None:
@@ -202,10 +203,10 @@ class RouteAccessLog(AbstractAccessLogger):
         response: web.StreamResponse,
         time: float,
         client: str,
+        route: str,
         account: str | None,
         recording: str | None,
     ) -> str:
-        route = request.get(ROUTE, "(unparsed)")
         return json_line(
             {
                 "time": utc_time(_time.time()),
