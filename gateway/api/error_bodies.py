@@ -88,9 +88,9 @@ def every_answer(proxies: tuple[Network, ...]) -> Middleware:
         except Exception:
             log.exception("unexpected error answering %s %s", request.method, request.get(ROUTE))
             response = error_response(GatewayError("Internal Server Error"))
-        if not response.prepared:
-            # Here rather than in an on_response_prepare signal, which costs every
-            # request a round of awaits.
+        # Here rather than in an on_response_prepare signal, which costs every request a
+        # round of awaits. A download's answer has them all already, prepared or not.
+        if not response.prepared and REQUEST_ID_HEADER not in response.headers:
             headers = response.headers
             headers.update(SECURITY_HEADERS)
             headers[REQUEST_ID_HEADER] = ident

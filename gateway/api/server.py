@@ -161,7 +161,8 @@ class RouteAccessLog(AbstractAccessLogger):
     def __init__(self, logger: logging.Logger, log_format: str) -> None:
         super().__init__(logger, log_format)
         self._json = log_format == "json"
-        self._prefix = f"INFO [{os.getpid()}] {logger.name}"
+        self._pid = os.getpid()  # a system call, so asked once
+        self._prefix = f"INFO [{self._pid}] {logger.name}"
         self._peer: str | None = None  # the connection's, worked out once
 
     @property
@@ -212,7 +213,7 @@ class RouteAccessLog(AbstractAccessLogger):
                 "time": utc_time(_time.time()),
                 "level": "INFO",
                 "logger": self.logger.name,
-                "pid": os.getpid(),
+                "pid": self._pid,
                 "message": f"{request.method} {route} {response.status}",
                 "request_id": request.get(REQUEST_ID),
                 "client": client,

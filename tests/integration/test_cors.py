@@ -14,6 +14,7 @@ from gateway.accounts import create_account
 from gateway.api.keys import INGESTION, STORE
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.errors import ConfigError
 from gateway.models import Codec
 from tests.conftest import SIGNING_KEY, basic_auth
 from tests.schema import validate_error
@@ -186,7 +187,7 @@ async def test_a_listed_origin_may_call_the_api(deployed: Deployment) -> None:
 
 def test_origins_must_be_origins() -> None:
     for value in ("example.com", "https://example.com/path", "ftp://example.com"):
-        with pytest.raises(Exception, match="GATEWAY_CORS_ORIGINS"):
+        with pytest.raises(ConfigError, match="GATEWAY_CORS_ORIGINS"):
             Settings.from_env({"GATEWAY_CORS_ORIGINS": value})
     listed = Settings.from_env({"GATEWAY_CORS_ORIGINS": "https://a.example, http://b:8080/"})
     assert listed.cors_origins == ("https://a.example", "http://b:8080")
