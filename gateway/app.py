@@ -17,6 +17,7 @@ from gateway.api.keys import (
     AUTHENTICATOR,
     INGESTION,
     MEDIA_LINKS,
+    METRICS,
     RECORDINGS,
     SENDFILE,
     SETTINGS,
@@ -32,6 +33,7 @@ from gateway.ingestion import Ingestion
 from gateway.instants import utc
 from gateway.janitor import remove_leftovers, sweep
 from gateway.media_links import MediaLinks
+from gateway.metrics import Metrics
 from gateway.recordings import Recordings
 from gateway.signing import MediaLinkSigner
 from gateway.storage import MediaStorage
@@ -41,13 +43,17 @@ log = logging.getLogger(__name__)
 
 
 async def _sweep_now_and_then(
-    store: MetadataStore, storage: MediaStorage, settings: Settings, now: Callable[[], float]
+    store: MetadataStore,
+    storage: MediaStorage,
+    settings: Settings,
+    now: Callable[[], float],
+    metrics: Metrics,
 ) -> None:
     try:
         # Half-written uploads of a process that was killed (on a local folder all of
         # them at once, as their writers are gone), then finished but unclaimed media.
         await storage.discard_unfinished("")
-        await remove_leftovers(store, storage, utc(now()))
+        metrics.leftovers_removed(await remove_leftovers(store, storage, utc(now())))
     except Unavailable:
         pass  # the backend that is down logs it, once
     except Exception:
@@ -55,7 +61,7 @@ async def _sweep_now_and_then(
     while True:
         await asyncio.sleep(settings.janitor_interval)
         try:
-            await sweep(store, storage, settings.deleted_retention, utc(now()))
+            metrics.sweep_done(await sweep(store, storage, settings.deleted_retention, utc(now())))
         except Unavailable:
             pass
         except Exception:
@@ -70,22 +76,28 @@ def create_app(
     storage: MediaStorage | None = None,
     now: Callable[[], float] = time.time,
     sendfile: bool = True,
+    metrics: Metrics | None = None,
 ) -> web.Application:
-    """The application; `store` and `storage` are opened from `settings` unless given."""
-    app = web.Application(middlewares=[every_answer(settings.trusted_proxies)])
+    """The application; `store` and `storage` are opened from `settings` unless given,
+    and so is what it counts (GATEWAY_METRICS_ADDRESS)."""
+    metrics = Metrics.for_settings(settings) if metrics is None else metrics
+    app = web.Application(middlewares=[every_answer(settings.trusted_proxies, metrics)])
     app[SETTINGS] = settings
+    app[METRICS] = metrics
     if store is not None:
-        app[STORE] = store
+        app[STORE] = metrics.timed_store(store)
     if storage is not None:
-        app[STORAGE] = storage
+        app[STORAGE] = metrics.timed_storage(storage)
     signer = MediaLinkSigner(signing_keys, now)
 
     async def backends(app: web.Application) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as opened:
             if store is None:
-                app[STORE] = await opened.enter_async_context(metadata(settings))
+                opened_store = await opened.enter_async_context(metadata(settings))
+                app[STORE] = metrics.timed_store(opened_store)
             if storage is None:
-                app[STORAGE] = await opened.enter_async_context(media(settings))
+                opened_storage = await opened.enter_async_context(media(settings))
+                app[STORAGE] = metrics.timed_storage(opened_storage)
             # Decided once for the process, not asked of the storage on every download.
             app[SENDFILE] = sendfile and app[STORAGE].serves_files
             yield
@@ -97,18 +109,19 @@ def create_app(
             backoff=settings.callback_backoff,
             attempts=settings.callback_attempts,
         )
-        async with delivering(app[STORE], policy, now) as sender:
+        async with delivering(app[STORE], policy, now, metrics) as sender:
             app[AUTHENTICATOR] = Authenticator(app[STORE], settings.credential_cache, parse_basic)
             app[RECORDINGS] = Recordings(app[STORE], app[STORAGE], now, sender.wake)
             presign = settings.media_mode == "presign"
-            app[MEDIA_LINKS] = MediaLinks(app[RECORDINGS], signer, now, presign)
+            app[MEDIA_LINKS] = MediaLinks(app[RECORDINGS], signer, now, presign, metrics)
             app[INGESTION] = Ingestion(
-                app[STORE], app[STORAGE], now, settings.callback_allow, sender.wake
+                app[STORE], app[STORAGE], now, settings.callback_allow, sender.wake, metrics
             )
             yield
 
     async def janitor(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(_sweep_now_and_then(app[STORE], app[STORAGE], settings, now))
+        sweeping = _sweep_now_and_then(app[STORE], app[STORAGE], settings, now, metrics)
+        task = asyncio.create_task(sweeping)
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -20,9 +20,9 @@ from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 from tqdm import tqdm
 
-from gateway import accounts, demo, logs, sids
+from gateway import accounts, demo, logs, metrics, sids
 from gateway.api import prefork, server
-from gateway.api.keys import SETTINGS
+from gateway.api.keys import METRICS, SETTINGS
 from gateway.api.query import parse_list
 from gateway.api.serialize import recording_json
 from gateway.app import create_app
@@ -281,18 +281,28 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             shutdown_grace=settings.shutdown_grace,
             announce=announce,
             log_format=settings.log_format,
+            metrics_address=settings.metrics_address,
         )
         return 0
-    server.run(
-        make_app(),
-        settings.host,
-        settings.port,
-        header_timeout=settings.header_timeout,
-        shutdown_grace=settings.shutdown_grace,
-        loop=uvloop.new_event_loop(),
-        announce=announce,
-        log_format=settings.log_format,
-    )
+    app = make_app()
+    registry = app[METRICS].registry
+    stop_metrics = None
+    if settings.metrics_address and registry:
+        stop_metrics = metrics.serve(settings.metrics_address, registry)
+    try:
+        server.run(
+            app,
+            settings.host,
+            settings.port,
+            header_timeout=settings.header_timeout,
+            shutdown_grace=settings.shutdown_grace,
+            loop=uvloop.new_event_loop(),
+            announce=announce,
+            log_format=settings.log_format,
+        )
+    finally:
+        if stop_metrics:
+            stop_metrics()
     return 0
 
 

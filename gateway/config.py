@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from gateway.errors import ConfigError
-from gateway.hosts import Network, host_patterns, networks
+from gateway.errors import ConfigError, InvalidParameter
+from gateway.hosts import Network, host_patterns, networks, parse_host
 
 
 def _port(value: str) -> int:
@@ -108,6 +108,19 @@ def _signing_keys(value: str) -> tuple[str, ...]:
     if any(len(key) < 16 for key in keys):
         raise ValueError("every secret must be at least 16 characters long")
     return keys
+
+
+def _listen_address(value: str) -> tuple[str, int] | None:
+    """HOST:PORT or [IPv6]:PORT to listen on; empty for no listener."""
+    if not value:
+        return None
+    try:
+        host, port = parse_host(value)
+    except InvalidParameter as exc:
+        raise ValueError(exc.problem) from None
+    if not port:
+        raise ValueError("must be HOST:PORT, such as 127.0.0.1:9464")
+    return host.strip("[]"), int(port)
 
 
 def _origins(value: str) -> tuple[str, ...] | None:
@@ -209,6 +222,14 @@ SETTINGS: Final = (
         "info",
         "debug, info (one access line per request), warning or error.",
         _one_of("debug", "info", "warning", "error"),
+    ),
+    Setting(
+        "GATEWAY_METRICS_ADDRESS",
+        "",
+        "HOST:PORT of a listener of its own serving Prometheus metrics at /metrics (for "
+        "all workers of the instance), such as 127.0.0.1:9464; unset, none is served and "
+        "nothing is counted.",
+        _listen_address,
     ),
     Setting(
         "GATEWAY_HEADER_TIMEOUT",
@@ -333,6 +354,7 @@ class Settings:
     credential_cache: float
     log_format: str
     log_level: str
+    metrics_address: tuple[str, int] | None
     header_timeout: float
     shutdown_grace: float
     media_mode: str

@@ -23,6 +23,7 @@ from gateway.callbacks.events import announce
 from gateway.errors import Conflict, InvalidParameter, MediaRejected, NotFound
 from gateway.hosts import listed
 from gateway.media.probe import Probe, probe, probe_stored
+from gateway.metrics import Metrics
 from gateway.models import Codec, Container, MediaType, Recording, Status
 from gateway.storage import MediaStorage
 from gateway.store import MetadataStore
@@ -57,6 +58,7 @@ class Ingestion:
     # Hosts a status callback may name; empty, any (delivery still refuses internal ones).
     callback_allow: tuple[str, ...] = ()
     callback_written: Callable[[], None] = field(default=lambda: None)
+    metrics: Metrics = field(default_factory=Metrics.off)
 
     async def start(self, declared: Declaration) -> Recording:
         if await self.store.get_account(declared.account_sid) is None:
@@ -144,6 +146,7 @@ class Ingestion:
         if not await self.store.update_recording(uploaded, expected=before):
             await self.storage.delete(key)
             raise Conflict(f"Recording {sid} changed during the upload; upload again")
+        self.metrics.upload_stored(size)
         if before.media_key is not None:
             await self._forget(before.media_key)
         return uploaded

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from gateway.errors import NotFound
+from gateway.errors import LinkExpired, LinkRefused, NotFound
 from gateway.media.headers import CONTENT_TYPES, content_disposition
+from gateway.metrics import EXPIRED, REFUSED, REVOKED, SERVED, Metrics
 from gateway.recordings import Recordings
 from gateway.signing import MediaGrant, MediaLinkSigner
 from gateway.store import MetadataStore
@@ -44,6 +45,7 @@ class MediaLinks:
     now: Callable[[], float] = field(default=time.time)
     # Hand out the storage's own presigned URLs, which this service cannot revoke.
     presign: bool = False
+    metrics: Metrics = field(default_factory=Metrics.off)
 
     async def issue(
         self,
@@ -66,19 +68,28 @@ class MediaLinks:
                 recording.media_key, request.ttl, content_type, disposition
             )
             if url is not None:
+                self.metrics.link_issued("presigned")
                 return url
         expires_at = int(self.now()) + request.ttl
         grant = MediaGrant(recording.sid, recording.account_sid, disposition, expires_at)
+        self.metrics.link_issued("signed")
         return f"{base_url}/media/{self.signer.issue(grant)}"
 
     async def redeem(self, token: str) -> StoredMedia:
         """The media behind a link: one lookup by key, and none if it is revoked."""
-        grant = self.signer.verify(token)
+        try:
+            grant = self.signer.verify(token)
+        except LinkRefused as refused:
+            self.metrics.link_redeemed(EXPIRED if isinstance(refused, LinkExpired) else REFUSED)
+            raise
         recording = await self._store.get_recording(grant.recording_sid)
         if recording is None or recording.account_sid != grant.account_sid:
+            self.metrics.link_redeemed(REVOKED)
             raise NotFound("The recording behind this link does not exist")
         if not recording.has_media or recording.media_key is None:
+            self.metrics.link_redeemed(REVOKED)
             raise NotFound(f"Recording {recording.sid} is {recording.status}; its media is gone")
+        self.metrics.link_redeemed(SERVED)
         return StoredMedia(
             recording_sid=recording.sid,
             account_sid=recording.account_sid,

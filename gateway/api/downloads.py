@@ -9,6 +9,7 @@ from gateway.api.keys import (
     ACCOUNT_SID,
     CORS_HEADERS,
     MEDIA_LINKS,
+    METRICS,
     RECORDING_SID,
     REQUEST_ID,
     SENDFILE,
@@ -28,4 +29,6 @@ async def download_media(request: web.Request) -> web.StreamResponse:
     reply.headers.update(cors)
     reply.headers[REQUEST_ID_HEADER] = request[REQUEST_ID]
     app = request.config_dict
-    return await send(request, reply, app[STORAGE], media.key, sendfile=app[SENDFILE])
+    return await send(
+        request, reply, app[STORAGE], media.key, sendfile=app[SENDFILE], metrics=app[METRICS]
+    )

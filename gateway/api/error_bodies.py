@@ -20,6 +20,7 @@ from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound,
 from gateway.hosts import Network
 from gateway.logs import CURRENT_REQUEST
 from gateway.media.headers import SECURITY_HEADERS
+from gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,12 @@ def from_http(request: web.BaseRequest, exc: web.HTTPException) -> GatewayError:
     return error
 
 
-def every_answer(proxies: tuple[Network, ...]) -> Middleware:
+def every_answer(proxies: tuple[Network, ...], metrics: Metrics) -> Middleware:
     """Every answer a handler gives or an error it raises, in Twilio's error shape where
     it is one, with the security headers and the request's id (a download sets them
     itself, as it prepares its answer before returning it). `proxies` are the trusted
-    ones, GATEWAY_TRUSTED_PROXIES."""
+    ones, GATEWAY_TRUSTED_PROXIES. Counts the requests in flight."""
+    active = metrics.active_requests
 
     @web.middleware
     async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -68,6 +70,7 @@ def every_answer(proxies: tuple[Network, ...]) -> Middleware:
         # Not reset after the request: the connection's next request sets its own, and
         # lines written as this one finishes still belong to it.
         CURRENT_REQUEST.set(ident)
+        active.inc()
         try:
             response = await handler(request)
         except GatewayError as error:
@@ -88,6 +91,8 @@ def every_answer(proxies: tuple[Network, ...]) -> Middleware:
         except Exception:
             log.exception("unexpected error answering %s %s", request.method, request.get(ROUTE))
             response = error_response(GatewayError("Internal Server Error"))
+        finally:
+            active.dec()
         # Here rather than in an on_response_prepare signal, which costs every request a
         # round of awaits. A download's answer has them all already, prepared or not.
         if not response.prepared and REQUEST_ID_HEADER not in response.headers:

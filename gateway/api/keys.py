@@ -10,6 +10,7 @@ from gateway.accounts import Authenticator
 from gateway.config import Settings
 from gateway.ingestion import Ingestion
 from gateway.media_links import MediaLinks
+from gateway.metrics import Metrics
 from gateway.recordings import Recordings
 from gateway.storage import MediaStorage
 from gateway.store import MetadataStore
@@ -21,6 +22,7 @@ RECORDINGS: Final = web.AppKey("recordings", Recordings)
 INGESTION: Final = web.AppKey("ingestion", Ingestion)
 MEDIA_LINKS: Final = web.AppKey("media_links", MediaLinks)
 AUTHENTICATOR: Final = web.AppKey("authenticator", Authenticator)
+METRICS: Final = web.AppKey("metrics", Metrics)
 # Whether media goes out through os.sendfile (local files), decided once at start-up;
 # else it is read in pieces.
 SENDFILE: Final = web.AppKey("sendfile", bool)

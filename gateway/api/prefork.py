@@ -6,12 +6,15 @@ and on SIGTERM gives the workers GATEWAY_SHUTDOWN_GRACE to drain."""
 from __future__ import annotations
 
 import math
+import os
+import shutil
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from aiohttp import web
 from gunicorn.app.base import BaseApplication
 
+from gateway import metrics
 from gateway.api.server import gateway_runner
 
 # A worker whose loop has not come round for this long is stuck: the arbiter kills it
@@ -46,8 +49,12 @@ def run_workers(
     shutdown_grace: float,
     announce: Callable[[str], None],
     log_format: str = "text",
+    metrics_address: tuple[str, int] | None = None,
 ) -> None:
-    """Serve with `workers` processes until SIGTERM or SIGINT, then drain them."""
+    """Serve with `workers` processes until SIGTERM or SIGINT, then drain them; with
+    `metrics_address`, the arbiter serves the sum of the workers' metrics there."""
+    folder = metrics.shared_folder() if metrics_address else None
+    stop_metrics: list[Callable[[], None]] = []
 
     async def runner() -> web.AppRunner:
         return gateway_runner(
@@ -70,9 +77,28 @@ def run_workers(
         "errorlog": "-",
         "proc_name": "gateway",
         "control_socket_disable": True,  # gunicorn's control socket under $HOME: unused
-        "when_ready": lambda arbiter: announce(
+    }
+
+    def ready(arbiter: object) -> None:
+        if metrics_address and folder:
+            stop_metrics.append(metrics.serve_shared(metrics_address, folder))
+        announce(
             f"======== Running on http://{address} with {workers} workers ========\n"
             "(Press CTRL+C to quit)"
-        ),
-    }
-    _Arbiter(options, runner).run()
+        )
+
+    def worker_exited(arbiter: object, worker: Any) -> None:
+        if folder:
+            metrics.worker_gone(worker.pid, folder)
+
+    options |= {"when_ready": ready, "child_exit": worker_exited}
+    arbiter = os.getpid()
+    try:
+        _Arbiter(options, runner).run()
+    finally:
+        # A worker leaves run() too, by SystemExit, through here: only the arbiter tidies.
+        if os.getpid() == arbiter:
+            for stop in stop_metrics:
+                stop()
+            if folder:
+                shutil.rmtree(folder, ignore_errors=True)

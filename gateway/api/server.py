@@ -31,10 +31,11 @@ from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, LineTooL
 from aiohttp.web_protocol import RequestHandler
 
 from gateway.api.error_bodies import error_response
-from gateway.api.keys import ACCOUNT_SID, CLIENT, RECORDING_SID, REQUEST_ID, ROUTE
+from gateway.api.keys import ACCOUNT_SID, CLIENT, METRICS, RECORDING_SID, REQUEST_ID, ROUTE
 from gateway.errors import BadRequest, GatewayError
 from gateway.logs import json_line, utc_time
 from gateway.media.headers import SECURITY_HEADERS
+from gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -156,10 +157,17 @@ class RouteAccessLog(AbstractAccessLogger):
     The lines look like every other log line of `gateway serve` (text, or with
     GATEWAY_LOG_FORMAT=json an object), but skip the logging module's path through
     records, handlers and formatters (an eighth of an issuance's CPU). aiohttp makes one
-    of these per connection; they share the process's `_LINES`."""
+    of these per connection; they share the process's `_LINES`.
+
+    It is also where each request is counted, as it knows the route, status, size and
+    duration in their final state: `gateway_runner` gives a subclass the app's metrics."""
+
+    metrics: Metrics = Metrics.off()
 
     def __init__(self, logger: logging.Logger, log_format: str) -> None:
         super().__init__(logger, log_format)
+        # Asked once per connection: a level set at start-up holds for its life.
+        self._lines = logger.isEnabledFor(logging.INFO)
         self._json = log_format == "json"
         self._pid = os.getpid()  # a system call, so asked once
         self._prefix = f"INFO [{self._pid}] {logger.name}"
@@ -167,17 +175,21 @@ class RouteAccessLog(AbstractAccessLogger):
 
     @property
     def enabled(self) -> bool:
-        # Asked once per connection: a level set at start-up holds for its life.
-        return self.logger.isEnabledFor(logging.INFO)
+        return self._lines or self.metrics.enabled
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        # Named by its route's guard; a request the parser refused never got that far.
+        route = request.get(ROUTE, "(unparsed)")
+        if self.metrics.enabled:
+            size = _body_size(request, response)
+            self.metrics.request_done(request.method, route, response.status, size, time)
+            if not self._lines:
+                return
         client = request.get(CLIENT)  # set behind a trusted proxy
         if client is None:
             if self._peer is None:
                 self._peer = request.remote or "-"
             client = self._peer
-        # Named by its route's guard; a request the parser refused never got that far.
-        route = request.get(ROUTE, "(unparsed)")
         headers = request.headers
         account, recording = request.get(ACCOUNT_SID), request.get(RECORDING_SID)
         if self._json:
@@ -230,6 +242,16 @@ class RouteAccessLog(AbstractAccessLogger):
         )
 
 
+def _body_size(request: web.BaseRequest, response: web.StreamResponse) -> int:
+    """The body's bytes, which aiohttp does not count apart from the headers': what the
+    answer declared, once it was all sent (aiohttp notes a length only then)."""
+    if not response.body_length or request.method == hdrs.METH_HEAD:
+        return 0
+    if response.status in (204, 304):
+        return 0
+    return response.content_length or 0
+
+
 _LINES: Final = _Lines()
 # What a client sent, quoted and escaped as JSON does (in C): a quote in a User-Agent
 # or Range cannot end the field and forge the fields after it.
@@ -276,12 +298,15 @@ def gateway_runner(
     handle_signals: bool,
     log_format: str = "text",
 ) -> GatewayRunner:
+    # aiohttp makes access loggers from a class and two arguments: the metrics ride on
+    # the class.
+    access_log = type("RouteAccessLog", (RouteAccessLog,), {"metrics": app[METRICS]})
     return GatewayRunner(
         app,
         header_timeout=header_timeout,
         handle_signals=handle_signals,
         shutdown_timeout=shutdown_grace,
-        access_log_class=RouteAccessLog,
+        access_log_class=access_log,
         access_log_format=log_format,  # RouteAccessLog's own: text or json
         keepalive_timeout=KEEPALIVE_TIMEOUT,
     )

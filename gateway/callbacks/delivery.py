@@ -24,6 +24,7 @@ from gateway import __version__
 from gateway.callbacks.events import is_public, request_url, signature
 from gateway.errors import DatabaseUnavailable
 from gateway.hosts import listed
+from gateway.metrics import Metrics
 from gateway.models import Callback, Delivery
 from gateway.store import MetadataStore
 
@@ -69,11 +70,13 @@ class CallbackSender:
         session: aiohttp.ClientSession,
         policy: DeliveryPolicy,
         now: Callable[[], float],
+        metrics: Metrics,
     ) -> None:
         self._store = store
         self._session = session
         self._policy = policy
         self._now = now
+        self._metrics = metrics
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -85,6 +88,8 @@ class CallbackSender:
             try:
                 while await self.deliver_due():
                     pass
+                if self._metrics.enabled:  # a count a round is worth it only if it is shown
+                    self._metrics.callback_backlog.set(await self._store.pending_callbacks())
             except DatabaseUnavailable:
                 pass  # the store logs an outage once, not every round
             except Exception:
@@ -126,6 +131,8 @@ class CallbackSender:
             wait = min(self._policy.backoff * 2 ** (callback.attempts - 1), MAX_BACKOFF)
             done = callback.replace(due=now + timedelta(seconds=wait), last_error=error)
         await self._store.finish_callback(done)
+        outcome = "retrying" if done.state is Delivery.PENDING else done.state.value
+        self._metrics.callback_attempted(outcome)
 
     async def _send(self, callback: Callback) -> str | None:
         """None once the receiver took it (2xx), else what went wrong."""
@@ -174,12 +181,15 @@ def _is_address(host: str) -> bool:
 
 @contextlib.asynccontextmanager
 async def delivering(
-    store: MetadataStore, policy: DeliveryPolicy, now: Callable[[], float]
+    store: MetadataStore,
+    policy: DeliveryPolicy,
+    now: Callable[[], float],
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[CallbackSender]:
     """A sender whose worker runs in the background until the block ends."""
     connector = aiohttp.TCPConnector(resolver=_PublicOnlyResolver(policy.allow), limit=50)
     async with aiohttp.ClientSession(connector=connector) as session:
-        sender = CallbackSender(store, session, policy, now)
+        sender = CallbackSender(store, session, policy, now, metrics or Metrics.off())
         worker = asyncio.create_task(sender.run())
         try:
             yield sender

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from typing import Final, cast
 
 from aiohttp import hdrs, web
 
 from gateway.errors import MediaMissing
 from gateway.media.reply import Reply
+from gateway.metrics import Metrics
 from gateway.storage import FileBackedReader, MediaReader, MediaStorage
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,13 @@ WHOLE_BODY: Final = 64 * 1024
 
 
 async def send(
-    request: web.Request, reply: Reply, storage: MediaStorage, key: str, *, sendfile: bool
+    request: web.Request,
+    reply: Reply,
+    storage: MediaStorage,
+    key: str,
+    *,
+    sendfile: bool,
+    metrics: Metrics,
 ) -> web.StreamResponse:
     if reply.body is None:
         return await _headers_only(request, reply)
@@ -45,6 +53,7 @@ async def send(
             reader = await storage.open(key, start, end)
             if end - start <= WHOLE_BODY:
                 body = await _read_all(reader, key)
+                metrics.media_sent_now(len(body))  # handed to the transport in one write
                 return web.Response(status=reply.status, headers=reply.headers, body=body)
     except MediaMissing:
         log.error("metadata says %s is stored, but storage does not have it", key)
@@ -53,15 +62,16 @@ async def send(
         return await _headers_only(request, reply, end - start)
     response = web.StreamResponse(status=reply.status, headers=reply.headers)
     response.content_length = end - start
+    metrics.download_started()
     try:
         writer = await response.prepare(request)
         try:
             if sendfile:  # only ever set for storage whose readers are file-backed
-                await _sendfile(request, cast(FileBackedReader, reader))
+                await _sendfile(request, cast(FileBackedReader, reader), metrics.media_sent_now)
                 if writer is not None:  # the kernel's bytes, for the access log
                     writer.output_size += end - start
             else:
-                await _pump(response, reader)
+                await _pump(response, reader, metrics.media_sent_now)
         except ConnectionError:
             # The client left (players do so all the time when they seek): not an error.
             log.debug("client left while streaming %s", key)
@@ -76,6 +86,7 @@ async def send(
         await response.write_eof()
         return response
     finally:
+        metrics.download_finished()
         await reader.aclose()
 
 
@@ -103,18 +114,23 @@ async def _read_all(reader: MediaReader, key: str) -> bytes:
     return body
 
 
-async def _pump(response: web.StreamResponse, reader: MediaReader) -> None:
+async def _pump(
+    response: web.StreamResponse, reader: MediaReader, sent_now: Callable[[int], None]
+) -> None:
     loop = asyncio.get_running_loop()
     started, sent, piece = loop.time(), 0, SMALL_PIECE
     while chunk := await reader.read(piece):
         await response.write(chunk)  # waits while the client's socket is full
+        sent_now(len(chunk))
         crossed = sent < FAST_AFTER <= sent + len(chunk)
         sent += len(chunk)
         if crossed and FAST_RATE * (loop.time() - started) <= FAST_AFTER:
             piece = LARGE_PIECE
 
 
-async def _sendfile(request: web.Request, reader: FileBackedReader) -> None:
+async def _sendfile(
+    request: web.Request, reader: FileBackedReader, sent_now: Callable[[int], None]
+) -> None:
     """os.sendfile from the file onto the client's socket: the kernel moves the bytes,
     on any loop (uvloop has no loop.sendfile). It writes to a duplicate of the socket,
     so that waiting for room is the loop's own add_writer, not the transport's."""
@@ -139,6 +155,7 @@ async def _sendfile(request: web.Request, reader: FileBackedReader) -> None:
             if sent == 0:  # the file is shorter than its metadata says
                 raise MediaMissing("the file ended before its metadata says it does")
             offset, left = offset + sent, left - sent
+            sent_now(sent)
             await asyncio.sleep(0)  # a piece at a time, so other requests get the loop too
     finally:
         os.close(client)

@@ -71,6 +71,10 @@ class MetadataStore(Protocol):
 
     async def list_callbacks(self, recording_sid: str | None, limit: int) -> list[Callback]: ...
 
+    async def pending_callbacks(self) -> int:
+        """How many callbacks wait to be delivered: the outbox's backlog."""
+        ...
+
     async def media_keys(self, sids: Sequence[str]) -> dict[str, str]:
         """The media key of each of `sids` that has media stored, deleted or not."""
         ...

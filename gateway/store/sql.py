@@ -145,6 +145,10 @@ class SqlStore:
         sid = recording_sid or ""
         return [CALLBACKS.record(row) for row in await self._db.fetch(sql, sid, sid, limit)]
 
+    async def pending_callbacks(self) -> int:
+        row = await self._db.fetch_one("SELECT count(*) FROM callbacks WHERE state = 'pending'")
+        return int(row[0]) if row else 0
+
     async def media_keys(self, sids: Sequence[str]) -> dict[str, str]:
         if not sids:
             return {}

@@ -69,6 +69,10 @@ def test_settings_read_only_the_given_mapping() -> None:
         ),
         ("GATEWAY_HEADER_TIMEOUT", "3s", "header_timeout", 3.0),
         ("GATEWAY_DATABASE_TIMEOUT", "500", "database_timeout", 500.0),
+        ("GATEWAY_METRICS_ADDRESS", "", "metrics_address", None),
+        ("GATEWAY_METRICS_ADDRESS", "127.0.0.1:9464", "metrics_address", ("127.0.0.1", 9464)),
+        ("GATEWAY_METRICS_ADDRESS", "[::1]:9464", "metrics_address", ("::1", 9464)),
+        ("GATEWAY_METRICS_ADDRESS", "0.0.0.0:9464", "metrics_address", ("0.0.0.0", 9464)),
     ],
 )
 def test_setting_with_a_valid_value_is_parsed(
@@ -106,6 +110,12 @@ def test_setting_with_a_valid_value_is_parsed(
         ("GATEWAY_ALLOWED_HOSTS", "[::1"),
         ("GATEWAY_HEADER_TIMEOUT", "0"),
         ("GATEWAY_DATABASE_TIMEOUT", "-1s"),
+        ("GATEWAY_METRICS_ADDRESS", "9464"),  # a port alone is no address
+        ("GATEWAY_METRICS_ADDRESS", "127.0.0.1"),
+        ("GATEWAY_METRICS_ADDRESS", "127.0.0.1:0"),
+        ("GATEWAY_METRICS_ADDRESS", "127.0.0.1:65536"),
+        ("GATEWAY_METRICS_ADDRESS", "::1:9464"),  # IPv6 goes in brackets
+        ("GATEWAY_METRICS_ADDRESS", "http://127.0.0.1:9464"),
     ],
 )
 def test_setting_with_a_bad_value_stops_start_up_naming_the_variable(name: str, raw: str) -> None:
