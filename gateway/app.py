@@ -119,6 +119,16 @@ def create_app(
             )
             yield
 
+    async def counting(app: web.Application) -> AsyncIterator[None]:
+        if not metrics.enabled:
+            yield
+            return
+        task = asyncio.create_task(metrics.flush_now_and_then())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
     async def janitor(app: web.Application) -> AsyncIterator[None]:
         sweeping = _sweep_now_and_then(app[STORE], app[STORAGE], settings, now, metrics)
         task = asyncio.create_task(sweeping)
@@ -127,6 +137,6 @@ def create_app(
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    app.cleanup_ctx.extend([backends, use_cases, janitor])
+    app.cleanup_ctx.extend([counting, backends, use_cases, janitor])
     add_routes(app, settings)
     return app

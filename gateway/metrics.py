@@ -12,10 +12,12 @@ before any worker starts)."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
 import tempfile
 import time
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, cast
 
@@ -70,6 +72,77 @@ class _Off:
 
 
 _OFF: Final = _Off()
+# How often counts kept on the event loop's thread reach prometheus_client's series.
+FLUSH_SECONDS: Final = 1.0
+
+
+class _Tally:
+    """One series' counts in plain numbers, changed only on the event loop's thread and
+    added to prometheus_client's series at each flush: a request's counting costs
+    additions, not a lock per count (and, with workers, a write to a shared file)."""
+
+    __slots__ = ()
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+
+class _CountTally(_Tally):
+    __slots__ = ("_count", "_series")
+
+    def __init__(self, series: Any) -> None:
+        self._series, self._count = series, 0.0
+
+    def inc(self, amount: float = 1) -> None:
+        self._count += amount
+
+    def flush(self) -> None:
+        if self._count:
+            count, self._count = self._count, 0.0
+            self._series.inc(count)
+
+
+class _LevelTally(_Tally):
+    __slots__ = ("_level", "_series", "_shown")
+
+    def __init__(self, series: Any) -> None:
+        self._series, self._level, self._shown = series, 0.0, 0.0
+
+    def inc(self, amount: float = 1) -> None:
+        self._level += amount
+
+    def dec(self, amount: float = 1) -> None:
+        self._level -= amount
+
+    def flush(self) -> None:
+        if self._level != self._shown:
+            self._shown = self._level
+            self._series.set(self._level)
+
+
+class _HistogramTally(_Tally):
+    """prometheus_client keeps a histogram as one count per bucket, not cumulated, and a
+    sum (`_buckets`, `_sum`: the layout every version has had); a flush adds to them."""
+
+    __slots__ = ("_bounds", "_counts", "_series", "_sum")
+
+    def __init__(self, series: Any) -> None:
+        self._series, self._bounds = series, tuple(series._upper_bounds)
+        self._counts, self._sum = [0] * len(self._bounds), 0.0
+
+    def observe(self, amount: float) -> None:
+        self._counts[bisect_left(self._bounds, amount)] += 1  # `le`: the first bound ≥ it
+        self._sum += amount
+
+    def flush(self) -> None:
+        if not any(self._counts):
+            return
+        counts, self._counts = self._counts, [0] * len(self._bounds)
+        total, self._sum = self._sum, 0.0
+        for bucket, count in zip(self._series._buckets, counts, strict=True):
+            if count:
+                bucket.inc(count)
+        self._series._sum.inc(total)
 
 
 class Metrics:
@@ -166,14 +239,19 @@ class Metrics:
         self.upload_bytes: _Instrument = made(
             "Counter", "gateway_recorder_upload_bytes", "Bytes of recorder media uploads stored."
         )
-        # Children by label values, bound once: a request costs a dict lookup, not
-        # prometheus_client's label checks.
+        # What every request counts is tallied (and its children bound) once: a request
+        # costs a dict lookup and additions, not prometheus_client's label checks and locks.
+        self._tallies: list[_Tally] = []
         self._per_route: dict[tuple[str, str, int], tuple[_Instrument, _Instrument]] = {}
-        self._downloading = self.active_downloads.labels(storage_kind)
-        self._sent = self.media_sent.labels(storage_kind)
-        self._issued = {kind: self.links_issued.labels(kind) for kind in ("signed", "presigned")}
+        self.requests_in_flight = self._tallied(_LevelTally, self.active_requests)
+        self._downloading = self._tallied(_LevelTally, self.active_downloads.labels(storage_kind))
+        self._sent = self._tallied(_CountTally, self.media_sent.labels(storage_kind))
+        self._issued = {
+            kind: self._tallied(_CountTally, self.links_issued.labels(kind))
+            for kind in ("signed", "presigned")
+        }
         self._redeemed = {
-            outcome: self.links_redeemed.labels(outcome)
+            outcome: self._tallied(_CountTally, self.links_redeemed.labels(outcome))
             for outcome in (SERVED, EXPIRED, REFUSED, REVOKED)
         }
 
@@ -192,12 +270,36 @@ class Metrics:
         database = "sqlite" if settings.uses_sqlite else "postgresql"
         return cls(CollectorRegistry(auto_describe=True), storage, database)
 
+    def _tallied(self, kind: type[_Tally], series: _Instrument) -> _Instrument:
+        if not self.enabled:
+            return series  # _OFF
+        tally = kind(series)  # type: ignore[call-arg]
+        self._tallies.append(tally)
+        return cast(_Instrument, tally)
+
+    def flush(self) -> None:
+        """Hand what was counted since the last flush to prometheus_client."""
+        for tally in self._tallies:
+            tally.flush()
+
+    async def flush_now_and_then(self) -> None:
+        """Flush every FLUSH_SECONDS until cancelled, and once more then."""
+        try:
+            while True:
+                await asyncio.sleep(FLUSH_SECONDS)
+                self.flush()
+        finally:
+            self.flush()
+
     def request_done(self, method: str, route: str, status: int, size: int, seconds: float) -> None:
         key = (method, route, status)
         children = self._per_route.get(key)
         if children is None:
             values = (method if method in METHODS else "_OTHER", route, f"{status // 100}xx")
-            children = self.request_duration.labels(*values), self.response_size.labels(*values)
+            children = (
+                self._tallied(_HistogramTally, self.request_duration.labels(*values)),
+                self._tallied(_HistogramTally, self.response_size.labels(*values)),
+            )
             self._per_route[key] = children
         children[0].observe(seconds)
         children[1].observe(size)
@@ -238,16 +340,22 @@ class Metrics:
         """`store`, each of its calls timed, or `store` itself when not counting."""
         if not self.enabled:
             return store
-        timed = _Timed(store, _calls(MetadataStore), self._database, self.database_duration,
-                       self.database_errors)  # fmt: skip
+        timed = _Timed(store, _calls(MetadataStore), self._database, self._durations(
+            self.database_duration), self.database_errors)  # fmt: skip
         return cast(MetadataStore, timed)
 
     def timed_storage(self, storage: MediaStorage) -> MediaStorage:
         if not self.enabled:
             return storage
-        timed = _Timed(storage, _calls(MediaStorage), self._storage, self.storage_duration,
-                       self.storage_errors)  # fmt: skip
+        timed = _Timed(storage, _calls(MediaStorage), self._storage, self._durations(
+            self.storage_duration), self.storage_errors)  # fmt: skip
         return cast(MediaStorage, timed)
+
+    def _durations(self, histogram: _Instrument) -> Callable[..., _Instrument]:
+        def series(*values: str) -> _Instrument:
+            return self._tallied(_HistogramTally, histogram.labels(*values))
+
+        return series
 
 
 def _calls(protocol: type) -> tuple[str, ...]:
@@ -271,12 +379,12 @@ class _Timed:
         target: object,
         calls: tuple[str, ...],
         system: str,
-        duration: _Instrument,
+        duration: Callable[..., _Instrument],
         errors: _Instrument,
     ) -> None:
         self._target = target
         for name in calls:
-            observe = duration.labels(system, name).observe
+            observe = duration(system, name).observe
             failed = _errors_of(errors, system, name)
             setattr(self, name, _timed(getattr(target, name), observe, failed))
 

@@ -57,7 +57,7 @@ def every_answer(proxies: tuple[Network, ...], metrics: Metrics) -> Middleware:
     it is one, with the security headers and the request's id (a download sets them
     itself, as it prepares its answer before returning it). `proxies` are the trusted
     ones, GATEWAY_TRUSTED_PROXIES. Counts the requests in flight."""
-    active = metrics.active_requests
+    active = metrics.requests_in_flight
 
     @web.middleware
     async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
