@@ -16,7 +16,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeAlias
 
 import psutil
 import pytest
@@ -35,6 +35,8 @@ from tests.deploy.files import (
 from tests.processes import free_port
 
 KEY: Final = "container-test-signing-key-0123456789"
+Launch: TypeAlias = tuple[dict[str, str], list[str]]  # environment, argv
+Started: TypeAlias = tuple[dict[str, str], subprocess.Popen[str], list[str]]
 # S3, PostgreSQL and their credentials are swapped for SQLite and a folder here.
 SHARED_BACKENDS: Final = ("GATEWAY_S3_ENDPOINT_URL", "AWS_")
 
@@ -92,7 +94,7 @@ def get(url: str) -> tuple[int, dict[str, object]]:
 
 
 @pytest.fixture(params=["compose", "kubernetes"])
-def container_env(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[dict, list[str]]:
+def container_env(request: pytest.FixtureRequest, tmp_path: Path) -> Launch:
     given, args = (from_compose if request.param == "compose" else from_kubernetes)(tmp_path)
     env = {
         **{k: v for k, v in final_stage().env().items() if k.startswith("GATEWAY_")},
@@ -115,7 +117,7 @@ def container_env(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[dict,
 
 
 @pytest.fixture
-def started(container_env: tuple[dict[str, str], list[str]]) -> Iterator[tuple]:
+def started(container_env: Launch) -> Iterator[Started]:
     env, argv = container_env
     process = subprocess.Popen(
         on_this_machine(argv, env),
@@ -123,7 +125,7 @@ def started(container_env: tuple[dict[str, str], list[str]]) -> Iterator[tuple]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        start_new_session=True,  # its own process group, as in a container
+        start_new_session=True,  # no terminal signals but ours, as in a container
     )
     output: list[str] = []
     assert process.stdout is not None
@@ -131,6 +133,8 @@ def started(container_env: tuple[dict[str, str], list[str]]) -> Iterator[tuple]:
         output.append(line)
         if "Running on" in line:
             break
+    else:
+        pytest.fail("the image's command stopped:\n" + "".join(output))
     drain = threading.Thread(target=output.extend, args=(process.stdout,), daemon=True)
     drain.start()
     # tini starts the server in a process group of its own: note it now, so that a
@@ -158,7 +162,7 @@ def healthcheck(env: dict[str, str]) -> int:
 
 @pytest.mark.timeout(120)
 def test_image_command_starts_answers_probes_and_stops_on_sigterm(
-    started: tuple[dict[str, str], subprocess.Popen[str], list[str]],
+    started: Started,
 ) -> None:
     env, process, output = started
     assert process.poll() is None, "".join(output)
