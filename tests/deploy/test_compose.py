@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any, Final
@@ -145,3 +146,13 @@ def test_nginx_starts_once_every_gateway_is_healthy() -> None:
     assert {name: d["condition"] for name, d in nginx["depends_on"].items()} == {
         name: "service_healthy" for name in gateways()
     }
+
+
+def test_gateways_trust_forwarded_headers_only_from_the_compose_network() -> None:
+    (subnet,) = [entry["subnet"] for entry in compose()["networks"]["default"]["ipam"]["config"]]
+    network = ipaddress.ip_network(subnet)
+    for name, service in gateways().items():
+        env = {k: v for k, v in settings(service).items() if not k.endswith("_FILE")}
+        assert Settings.from_env(env).trusted_proxies == (network,), name
+        # Services on that network only: nginx, not every address of the host.
+        assert "networks" not in service or service["networks"] == ["default"], name
