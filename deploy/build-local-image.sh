@@ -31,7 +31,7 @@ rm -rf "$work/wheels"
 printf '[global]\nno-index = true\nfind-links = /wheelhouse\n' >"$work/pip.conf"
 
 # Both mounts exist only while the build's RUN steps run; neither lands in the image.
-# chroot isolation: this machine's OCI runtime cannot create cgroups for RUN steps.
+# chroot isolation: works where the OCI runtime cannot create cgroups for RUN steps.
 # Docker's format: the OCI image format has no HEALTHCHECK.
 podman build --isolation=chroot --format docker \
     --volume "$work/wheels:/wheelhouse:ro" --volume "$work/pip.conf:/etc/pip.conf:ro" \
