@@ -161,8 +161,8 @@ class Metrics:
         def made(kind: str, name: str, doc: str, *labels: str, **more: Any) -> _Instrument:
             if prom is None:
                 return _OFF
-            made = getattr(prom, kind)(name, doc, labels, registry=registry, **more)
-            return cast(_Instrument, made)
+            instrument = getattr(prom, kind)(name, doc, labels, registry=registry, **more)
+            return cast(_Instrument, instrument)
 
         request = ("http_request_method", "http_route", "http_response_status_class")
 
@@ -292,10 +292,10 @@ class Metrics:
             self.flush()
 
     def request_done(self, method: str, route: str, status: int, size: int, seconds: float) -> None:
-        key = (method, route, status)
+        key = (method if method in METHODS else "_OTHER", route, status)
         children = self._per_route.get(key)
         if children is None:
-            values = (method if method in METHODS else "_OTHER", route, f"{status // 100}xx")
+            values = (key[0], route, f"{status // 100}xx")
             children = (
                 self._tallied(_HistogramTally, self.request_duration.labels(*values)),
                 self._tallied(_HistogramTally, self.response_size.labels(*values)),
