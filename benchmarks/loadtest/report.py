@@ -1,0 +1,464 @@
+"""The load test's report: Markdown with the setup, latency percentiles per kind of
+request, errors, throughput, CPU and memory, and PNG plots over time (matplotlib)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter
+
+from benchmarks.loadtest.s3_servers import RangeTimes
+from benchmarks.loadtest.sampling import Sample, Scrape
+from benchmarks.loadtest.schedule import Recorder
+
+MIB: Final = 1024 * 1024
+# The RSS of the last minute against the first minute after warm-up: flat if it grew by
+# no more than this fraction or this many bytes, whichever is larger.
+FLAT_FRACTION: Final = 0.05
+FLAT_BYTES: Final = 8 * MIB
+MINUTE: Final = 60.0
+
+
+@dataclass
+class Run:
+    """Everything a report is written from."""
+
+    title: str
+    prefix: str  # of the plot files: "" or "soak-"
+    command: str
+    date: str
+    commit: str
+    machine: str
+    versions: dict[str, str]
+    processes: list[str]
+    rates: dict[str, float]
+    meaning: dict[str, str]
+    seconds: float
+    warmup: float
+    recorder: Recorder
+    wall_start: float
+    samples: list[Sample]
+    scrapes: list[Scrape]
+    instances: list[str]  # names of the gateway parts among the samples
+    site_changes: list[tuple[str, str]]
+    data: str  # what was stored
+    s3: list[RangeTimes] = field(default_factory=list)
+    log_problems: dict[str, list[str]] = field(default_factory=dict)
+    soak: bool = False
+    took: float = 0.0  # seconds the whole run took, set-up included
+
+
+# ---- figures ----
+
+
+def measured_window(run: Run) -> tuple[float, float]:
+    """Wall times of the measured part: after the warm-up, until the last planned send."""
+    return run.wall_start + run.warmup, run.wall_start + run.seconds
+
+
+def cpu_and_rss(run: Run) -> dict[str, dict[str, float]]:
+    """Per part: mean CPU (share of one core) and peak over 5 s, RSS first/last/peak."""
+    begin, end = measured_window(run)
+    inside = [s for s in run.samples if begin <= s.wall <= end]
+    figures: dict[str, dict[str, float]] = {}
+    if len(inside) < 2:
+        return figures
+    first, last = inside[0], inside[-1]
+    span = last.wall - first.wall
+    for part in first.parts:
+        peaks = [
+            (later.parts[part].cpu - earlier.parts[part].cpu) / (later.wall - earlier.wall)
+            for earlier, later in zip(inside, inside[5:], strict=False)
+        ]
+        rss = [s.parts[part].rss for s in inside]
+        figures[part] = {
+            "cpu": (last.parts[part].cpu - first.parts[part].cpu) / span,
+            "cpu_peak": max(peaks, default=0.0),
+            "rss_first": rss[0],
+            "rss_last": rss[-1],
+            "rss_peak": max(rss),
+        }
+    machine = (last.machine_busy - first.machine_busy) / span
+    figures["machine: every process, other work included"] = {"cpu": machine}
+    return figures
+
+
+@dataclass(frozen=True)
+class Flatness:
+    part: str
+    first: float  # mean RSS, bytes, in the first minute after warm-up
+    last: float  # in the last minute
+    allowed: float
+
+    @property
+    def flat(self) -> bool:
+        return self.last - self.first <= self.allowed
+
+
+def flatness(run: Run) -> list[Flatness]:
+    begin, end = measured_window(run)
+
+    def mean_rss(parts: Iterable[str], since: float, until: float) -> float:
+        picked = [s for s in run.samples if since <= s.wall < until]
+        if not picked:
+            return float("nan")
+        return sum(sum(s.parts[p].rss for p in parts) for s in picked) / len(picked)
+
+    verdicts = []
+    for parts, name in [([p], p) for p in run.instances] + [(run.instances, "gateways together")]:
+        first = mean_rss(parts, begin, begin + MINUTE)
+        last = mean_rss(parts, end - MINUTE, end)
+        verdicts.append(Flatness(name, first, last, max(FLAT_FRACTION * first, FLAT_BYTES)))
+    return verdicts
+
+
+# ---- plots ----
+
+
+def seconds_axis(run: Run, ax: plt.Axes) -> None:
+    ax.axvspan(0, run.warmup, color="0.9", label="warm-up")
+    ax.set_xlim(0, run.seconds)
+    ax.set_xlabel("seconds into the run")
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def plain_numbers(ax: plt.Axes) -> None:
+    """A log axis labelled 3, 10, 30 rather than in powers of ten."""
+    shown = FuncFormatter(lambda value, _: f"{value:g}")
+    ax.yaxis.set_major_formatter(shown)
+    ax.yaxis.set_minor_formatter(shown)
+
+
+def plot_latency(run: Run, path: Path) -> None:
+    kinds = run.recorder.kinds
+    columns = 2
+    rows = (len(kinds) + 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(12, 3.2 * rows), sharex=True)
+    for ax, kind in zip(axes.flat, kinds, strict=False):
+        intervals = sorted(run.recorder.intervals[kind].items())
+        times = [(n + 0.5) * run.recorder.interval for n, _ in intervals]
+        for percentile, style in ((50.0, "-"), (99.0, "--"), (99.9, ":")):
+            values = [h.get_value_at_percentile(percentile) / 1000 for _, h in intervals]
+            ax.plot(times, values, style, label=f"p{percentile:g}")
+        ax.set_yscale("log")
+        plain_numbers(ax)
+        ax.set_title(kind)
+        ax.set_ylabel("ms from intended send")
+        seconds_axis(run, ax)
+    axes.flat[0].legend(loc="upper right", fontsize="small")
+    figure.suptitle(
+        f"{run.title}: latency per {run.recorder.interval:g} s interval "
+        "(counted from each request's planned send time)"
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def plot_throughput(run: Run, path: Path) -> None:
+    figure, (requests, volume) = plt.subplots(2, 1, figsize=(12, 7), sharex=True)
+    step = run.recorder.interval
+    total: Counter[int] = Counter()
+    for kind in run.recorder.kinds:
+        done = run.recorder.completed[kind]
+        numbers = sorted(n for n in done if n * step < run.seconds)
+        requests.plot([(n + 0.5) * step for n in numbers], [done[n] / step for n in numbers],
+                      label=kind)  # fmt: skip
+        total.update(run.recorder.sizes[kind])
+    numbers = sorted(n for n in total if n * step < run.seconds)
+    volume.plot([(n + 0.5) * step for n in numbers], [total[n] / step / MIB for n in numbers])
+    requests.set_ylabel("answers / s")
+    requests.set_yscale("log")
+    plain_numbers(requests)
+    requests.legend(loc="lower right", fontsize="small", ncol=3)
+    volume.set_ylabel("MiB/s of bodies received")
+    for ax in (requests, volume):
+        seconds_axis(run, ax)
+    requests.set_title(f"{run.title}: throughput per {step:g} s interval")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def plot_usage(run: Run, rss_path: Path, cpu_path: Path) -> None:
+    samples = run.samples
+    times = [s.wall - run.wall_start for s in samples]
+    parts = list(samples[0].parts) if samples else []
+    figure, ax = plt.subplots(figsize=(12, 4.5))
+    for part in parts:
+        if part == "postgres":  # shared buffers counted once per backend: not meaningful
+            continue
+        ax.plot(times, [s.parts[part].rss / MIB for s in samples], label=part)
+    ax.set_ylabel("RSS, MiB (process and its children)")
+    ax.set_title(f"{run.title}: resident memory")
+    seconds_axis(run, ax)
+    ax.set_xlim(min(times, default=0), max(times, default=run.seconds))
+    ax.legend(loc="center right", fontsize="small")
+    figure.tight_layout()
+    figure.savefig(rss_path, dpi=90)
+    plt.close(figure)
+
+    figure, ax = plt.subplots(figsize=(12, 4.5))
+    window = 5
+    pairs = list(zip(samples, samples[window:], strict=False))
+    middle = [(a.wall + b.wall) / 2 - run.wall_start for a, b in pairs]
+    for part in parts:
+        ax.plot(middle, [(b.parts[part].cpu - a.parts[part].cpu) / (b.wall - a.wall)
+                         for a, b in pairs], label=part)  # fmt: skip
+    ax.plot(middle, [(b.machine_busy - a.machine_busy) / (b.wall - a.wall) for a, b in pairs],
+            "k--", label="machine: every process, other work included")  # fmt: skip
+    ax.set_ylabel(f"CPU, cores (mean over {window} s)")
+    ax.set_title(f"{run.title}: CPU")
+    seconds_axis(run, ax)
+    ax.set_xlim(min(times, default=0), max(times, default=run.seconds))
+    ax.legend(loc="upper right", fontsize="small", ncol=2)
+    figure.tight_layout()
+    figure.savefig(cpu_path, dpi=90)
+    plt.close(figure)
+
+
+# ---- the Markdown ----
+
+
+def ms(value: float) -> str:
+    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def latency_table(run: Run) -> list[str]:
+    measured = run.seconds - run.warmup
+    lines = [
+        "| kind | rate /s | sent | answered/s | MiB/s | p50 ms | p90 ms | p99 ms | p99.9 ms "
+        "| max ms | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    recorder = run.recorder
+    first = int(run.warmup // recorder.interval)
+    last = int(run.seconds // recorder.interval)
+    for kind in recorder.kinds:
+        said = recorder.percentiles(kind)
+        done = sum(c for n, c in recorder.completed[kind].items() if first <= n < last)
+        size = sum(c for n, c in recorder.sizes[kind].items() if first <= n < last)
+        span = (last - first) * recorder.interval or measured
+        errors = sum(c for (k, _), c in recorder.errors.items() if k == kind)
+        rate = run.rates.get(kind, run.rates.get("delete", 0.0) if kind == "revoked link" else 0)
+        lines.append(
+            f"| {kind} | {rate:g} | {recorder.sent[kind]:,} | {done / span:,.1f} | "
+            f"{size / span / MIB:,.2f} | {ms(said[50.0])} | {ms(said[90.0])} | {ms(said[99.0])} | "
+            f"{ms(said[99.9])} | {ms(said[100.0])} | {errors} |"
+        )
+    return lines
+
+
+def usage_table(run: Run) -> list[str]:
+    figures = cpu_and_rss(run)
+    lines = [
+        "| process (with its children) | CPU, mean | CPU, busiest 5 s | RSS after warm-up "
+        "| RSS at the end | RSS peak |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for part, each in figures.items():
+        cpu = f"{each['cpu']:.0%} of a core"
+        if "rss_first" not in each:
+            lines.append(f"| {part} | {cpu} | | | | |")
+            continue
+        if part == "postgres":
+            rss = ["(shared memory, not summed)"] * 3
+        else:
+            rss = [f"{each[k] / MIB:,.0f} MiB" for k in ("rss_first", "rss_last", "rss_peak")]
+        lines.append(f"| {part} | {cpu} | {each['cpu_peak']:.0%} | {' | '.join(rss)} |")
+    return lines
+
+
+def metrics_lines(run: Run) -> list[str]:
+    answered = [s for s in run.scrapes if s.totals is not None]
+    if not answered:
+        return [
+            f"No instance answered on its `GATEWAY_METRICS_ADDRESS` ({len(run.scrapes)} tries "
+            "every 5 s): this build has no metrics endpoint yet. The figures above come from "
+            "the load generator and psutil.",
+        ]
+    lines = [
+        "Totals each instance's `/metrics` gave at its last answer during the run (summed "
+        "over labels; with several workers, what the endpoint that answered counts):",
+        "",
+        "| instance | "
+        + " | ".join(f"`{name}`" for name in sorted(answered[0].totals or {}))
+        + " |",
+        "| --- |" + " ---: |" * len(answered[0].totals or {}),
+    ]
+    last: dict[str, Scrape] = {}
+    for scrape in answered:
+        last[scrape.instance] = scrape
+    for instance, scrape in last.items():
+        totals = scrape.totals or {}
+        lines.append(
+            f"| {instance} | " + " | ".join(f"{totals[k]:,.3f}" for k in sorted(totals)) + " |"
+        )
+    missed = len(run.scrapes) - len(answered)
+    lines += ["", f"{len(answered)} scrapes answered, {missed} did not."]
+    return lines
+
+
+def write(run: Run, folder: Path, name: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    pictures = {
+        "latency": f"{run.prefix}latency.png",
+        "throughput": f"{run.prefix}throughput.png",
+        "rss": f"{run.prefix}rss.png",
+        "cpu": f"{run.prefix}cpu.png",
+    }
+    plot_latency(run, folder / pictures["latency"])
+    plot_throughput(run, folder / pictures["throughput"])
+    plot_usage(run, folder / pictures["rss"], folder / pictures["cpu"])
+    errors = sorted(run.recorder.errors.items(), key=lambda item: (-item[1], item[0]))
+    out = [
+        f"# {run.title}",
+        "",
+        f"`{run.command}` on {run.date}, at commit `{run.commit}`; the run took "
+        f"{run.took / 60:.1f} minutes, set-up included. {run.seconds:g} s of load, of which the "
+        f"first {run.warmup:g} s are warm-up: their latencies are plotted but left out of the "
+        "percentiles below (their errors are not).",
+        "",
+        "## Setup",
+        "",
+        f"- **Machine**: {run.machine}.",
+        *(f"- **{part}**: {what}" for part, what in run.versions.items()),
+        "- **Processes**, all on loopback:",
+        *(f"  - {line}" for line in run.processes),
+        f"- **Data**: {run.data}",
+        "- **Load generator**: `benchmarks/loadtest/driver.py`, an aiohttp client in a process "
+        "of its own, open loop: every request is sent at its planned time on a fixed "
+        "schedule per kind, whether or not earlier ones were answered, and its latency "
+        "counts from that planned time (wrk2's way of avoiding coordinated omission), into "
+        "HdrHistograms (1 µs to 60 s, 3 significant digits). Each answer is checked "
+        "(status, `Location`, `Content-Range`, body length, page size); anything else is "
+        "an error.",
+        "",
+        "| kind | rate /s | what it is |",
+        "| --- | ---: | --- |",
+        *(
+            f"| {kind} | {run.rates.get(kind, run.rates.get('delete', 0.0)):g} | "
+            f"{run.meaning[kind]} |"
+            for kind in run.recorder.kinds
+        ),
+        "",
+        "The nginx site is `deploy/nginx.conf` as shipped, with these lines replaced and "
+        "nothing else (the load test stops if any of them is not found in the shipped file):",
+        "",
+        "| shipped | in the run |",
+        "| --- | --- |",
+        *(
+            f"| `{a.strip()}` | {f'`{b.strip()}`' if b else 'dropped'} |"
+            for a, b in run.site_changes
+        ),
+        "",
+        "## Latency and throughput",
+        "",
+        "Percentiles over the measured part, in milliseconds from each request's planned "
+        "send time; throughput is answers per second and MiB/s of bodies received over the "
+        "same part.",
+        "",
+        *latency_table(run),
+        "",
+        "## Errors",
+        "",
+        *(
+            ["None: every answer was the one expected, and every revoked link was refused."]
+            if not errors
+            else [
+                "| kind | what | count |",
+                "| --- | --- | ---: |",
+                *(f"| {kind} | {what} | {count} |" for (kind, what), count in errors),
+            ]
+        ),
+        "",
+        *(
+            [
+                "The gateways' and nginx's logs had lines reporting problems: "
+                + "; ".join(f"{part}: {len(lines)}" for part, lines in run.log_problems.items())
+                + ". The first of them:",
+                "",
+                "```",
+                *[line for lines in run.log_problems.values() for line in lines[:5]],
+                "```",
+            ]
+            if any(run.log_problems.values())
+            else ["No error lines in the gateways' or nginx's logs."]
+        ),
+        "",
+        "## CPU and memory",
+        "",
+        "Sampled every second with psutil over the measured part; each process's figures "
+        "include its children (a gateway is gunicorn's arbiter and its workers; nginx its "
+        "master and worker; PostgreSQL its postmaster and every backend). 100% is one core; "
+        "the machine has "
+        f"{run.machine.split(' cores')[0].rsplit(', ', 1)[-1]}.",
+        "",
+        *usage_table(run),
+        "",
+    ]
+    if run.soak:
+        verdicts = flatness(run)
+        out += [
+            "## Did memory stay flat?",
+            "",
+            f"Mean RSS in the first minute after warm-up against the last minute; flat if it "
+            f"grew by at most {FLAT_FRACTION:.0%} or {FLAT_BYTES // MIB} MiB, whichever is "
+            "larger.",
+            "",
+            "| gateway | first minute | last minute | change | allowed | flat? |",
+            "| --- | ---: | ---: | ---: | ---: | --- |",
+            *(
+                f"| {v.part} | {v.first / MIB:,.1f} MiB | {v.last / MIB:,.1f} MiB | "
+                f"{(v.last - v.first) / MIB:+,.1f} MiB | {v.allowed / MIB:,.1f} MiB | "
+                f"{'yes' if v.flat else '**no**'} |"
+                for v in verdicts
+            ),
+            "",
+        ]
+    out += [
+        "## The metrics endpoint",
+        "",
+        *metrics_lines(run),
+        "",
+    ]
+    if run.s3:
+        out += [
+            "## Why SeaweedFS and not moto",
+            "",
+            "moto's S3 server reads the whole object for every ranged GET, so a player's small "
+            "range of a large recording costs it what the recording weighs. Measured at the "
+            "start of this run, with a warm aiobotocore client, one range at a time:",
+            "",
+            "| S3 server | object | 1 KiB ranges | median | p90 | max |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+            *(
+                f"| {t.server} | {t.object_mib} MiB | {t.ranges} | {ms(t.median_ms)} ms | "
+                f"{ms(t.p90_ms)} ms | {ms(t.max_ms)} ms |"
+                for t in run.s3
+            ),
+            "",
+        ]
+    out += [
+        "## Plots",
+        "",
+        f"![Latency percentiles over time, per kind]({pictures['latency']})",
+        "",
+        f"![Throughput over time]({pictures['throughput']})",
+        "",
+        f"![Resident memory over time]({pictures['rss']})",
+        "",
+        f"![CPU over time]({pictures['cpu']})",
+        "",
+    ]
+    path = folder / name
+    path.write_text("\n".join(out))
+    return path
