@@ -3,6 +3,7 @@ request, errors, throughput, CPU and memory, and PNG plots over time (matplotlib
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ def cpu_and_rss(run: Run) -> dict[str, dict[str, float]]:
             "rss_peak": max(rss),
         }
     machine = (last.machine_busy - first.machine_busy) / span
+    figures["other work on the machine, not part of the run"] = {"cpu": other_work(first, last)}
     figures["machine: every process, other work included"] = {"cpu": machine}
     return figures
 
@@ -118,6 +120,12 @@ def flatness(run: Run) -> list[Flatness]:
         last = mean_rss(parts, end - MINUTE, end)
         verdicts.append(Flatness(name, first, last, max(FLAT_FRACTION * first, FLAT_BYTES)))
     return verdicts
+
+
+def other_work(earlier: Sample, later: Sample) -> float:
+    """Cores the machine spent on processes that are not part of the run."""
+    ours = sum(later.parts[p].cpu - earlier.parts[p].cpu for p in later.parts)
+    return (later.machine_busy - earlier.machine_busy - ours) / (later.wall - earlier.wall)
 
 
 # ---- plots ----
@@ -180,6 +188,7 @@ def plot_throughput(run: Run, path: Path) -> None:
     plain_numbers(requests)
     requests.legend(loc="lower right", fontsize="small", ncol=3)
     volume.set_ylabel("MiB/s of bodies received")
+    volume.set_ylim(bottom=0, top=max(total.values(), default=1) / step / MIB * 1.2)
     for ax in (requests, volume):
         seconds_axis(run, ax)
     requests.set_title(f"{run.title}: throughput per {step:g} s interval")
@@ -192,16 +201,22 @@ def plot_usage(run: Run, rss_path: Path, cpu_path: Path) -> None:
     samples = run.samples
     times = [s.wall - run.wall_start for s in samples]
     parts = list(samples[0].parts) if samples else []
-    figure, ax = plt.subplots(figsize=(12, 4.5))
+    figure, (gateways, every) = plt.subplots(2, 1, figsize=(12, 8), sharex=True)
     for part in parts:
         if part == "postgres":  # shared buffers counted once per backend: not meaningful
             continue
-        ax.plot(times, [s.parts[part].rss / MIB for s in samples], label=part)
-    ax.set_ylabel("RSS, MiB (process and its children)")
-    ax.set_title(f"{run.title}: resident memory")
-    seconds_axis(run, ax)
-    ax.set_xlim(min(times, default=0), max(times, default=run.seconds))
-    ax.legend(loc="center right", fontsize="small")
+        rss = [s.parts[part].rss / MIB for s in samples]
+        every.plot(times, rss, label=part)
+        if part in run.instances:
+            gateways.plot(times, rss, label=part)
+    gateways.set_title(f"{run.title}: resident memory")
+    gateways.set_ylabel("gateways' RSS, MiB")
+    every.set_ylabel("RSS, MiB")
+    for ax in (gateways, every):
+        seconds_axis(run, ax)
+        ax.set_xlim(min(times, default=0), max(times, default=run.seconds))
+        ax.legend(loc="center right", fontsize="small")
+    every.set_ylim(bottom=0)
     figure.tight_layout()
     figure.savefig(rss_path, dpi=90)
     plt.close(figure)
@@ -215,6 +230,7 @@ def plot_usage(run: Run, rss_path: Path, cpu_path: Path) -> None:
                          for a, b in pairs], label=part)  # fmt: skip
     ax.plot(middle, [(b.machine_busy - a.machine_busy) / (b.wall - a.wall) for a, b in pairs],
             "k--", label="machine: every process, other work included")  # fmt: skip
+    ax.plot(middle, [other_work(a, b) for a, b in pairs], "k:", label="other work")
     ax.set_ylabel(f"CPU, cores (mean over {window} s)")
     ax.set_title(f"{run.title}: CPU")
     seconds_axis(run, ax)
@@ -277,13 +293,37 @@ def usage_table(run: Run) -> list[str]:
     return lines
 
 
+def load_notes(run: Run) -> list[str]:
+    late = run.recorder.lateness
+    notes = [
+        "How closely the load generator kept its schedule: requests left "
+        f"{late.get_value_at_percentile(50) / 1000:.2f} ms after their planned time at the "
+        f"median, {late.get_value_at_percentile(99) / 1000:.2f} ms at p99 and "
+        f"{late.get_max_value() / 1000:.1f} ms at worst. Lateness counts in the latencies "
+        "above, as a real client's waiting would."
+    ]
+    figures = cpu_and_rss(run)
+    machine = figures.get("machine: every process, other work included", {}).get("cpu", 0.0)
+    cores = os.cpu_count() or 1
+    if machine > 0.9 * cores:
+        other = figures["other work on the machine, not part of the run"]["cpu"]
+        notes += [
+            "",
+            f"**The machine was saturated**: {machine:.0%} of a core busy on average out of "
+            f"{cores:.0%}, {other:.0%} of it work that is not part of this run (another "
+            "job on the same machine). The run's own processes had what was left, so these "
+            "latencies are higher than the same load gets on a quiet machine.",
+        ]
+    return notes
+
+
 def metrics_lines(run: Run) -> list[str]:
     answered = [s for s in run.scrapes if s.totals is not None]
     if not answered:
         return [
-            f"No instance answered on its `GATEWAY_METRICS_ADDRESS` ({len(run.scrapes)} tries "
-            "every 5 s): this build has no metrics endpoint yet. The figures above come from "
-            "the load generator and psutil.",
+            "No instance answered on its `GATEWAY_METRICS_ADDRESS` (tried every 5 s, "
+            f"{len(run.scrapes)} times in all): a build without the metrics endpoint ignores "
+            "that setting. The figures above come from the load generator and psutil.",
         ]
     lines = [
         "Totals each instance's `/metrics` gave at its last answer during the run (summed "
@@ -403,6 +443,8 @@ def write(run: Run, folder: Path, name: str) -> Path:
         f"{run.machine.split(' cores')[0].rsplit(', ', 1)[-1]}.",
         "",
         *usage_table(run),
+        "",
+        *load_notes(run),
         "",
     ]
     if run.soak:

@@ -60,6 +60,8 @@ class Recorder:
     sizes: dict[str, Counter[int]] = field(default_factory=dict)  # bytes, per interval
     errors: Counter[tuple[str, str]] = field(default_factory=Counter)
     sent: Counter[str] = field(default_factory=Counter)
+    # How late each request left against its plan: the load generator's own health.
+    lateness: HdrHistogram = field(default_factory=histogram)
 
     def __post_init__(self) -> None:
         for kind in self.kinds:
@@ -83,6 +85,10 @@ class Recorder:
         self.completed[kind][finished] += 1
         self.sizes[kind][finished] += outcome.size
         return latency
+
+    def left(self, intended: float, sent: float) -> None:
+        micros = min(max(round((sent - intended) * 1e6), LOWEST), HIGHEST)
+        self.lateness.record_value(micros)
 
     def interval_of(self, moment: float) -> int:
         return math.floor((moment - self.start) / self.interval)
@@ -113,6 +119,7 @@ class Recorder:
             "sizes": {kind: dict(each) for kind, each in self.sizes.items()},
             "errors": [[kind, what, count] for (kind, what), count in self.errors.items()],
             "sent": dict(self.sent),
+            "lateness": encoded(self.lateness),
         }
 
     @classmethod
@@ -130,6 +137,7 @@ class Recorder:
             recorder.sizes[kind] = Counter({int(n): c for n, c in data["sizes"][kind].items()})
         recorder.errors = Counter({(kind, what): count for kind, what, count in data["errors"]})
         recorder.sent = Counter(data["sent"])
+        recorder.lateness = HdrHistogram.decode(data["lateness"].encode("ascii"))
         return recorder
 
 
@@ -171,6 +179,7 @@ async def run_open_loop(
             if wait > 0:
                 await asyncio.sleep(wait)
             recorder.sent[kind] += 1
+            recorder.left(intended, clock())
             if len(in_flight) >= max_in_flight:
                 recorder.record(kind, intended, clock(), Outcome("not sent: too many unanswered"))
                 continue
