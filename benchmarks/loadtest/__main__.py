@@ -27,7 +27,7 @@ import time
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import asyncpg
 
@@ -168,75 +168,22 @@ def run(args: argparse.Namespace, folder: Path, began: float) -> int:
             seconds=args.seconds, warmup=args.warmup, interval=10.0 if args.soak else 5.0,
             seek_bytes=SEEK_BYTES, page_size=PAGE_SIZE,
         )  # fmt: skip
-        plan_path, results_path = folder / "plan.json", folder / "results.json"
-        plan_path.write_text(json.dumps(plan.__dict__))
-        watches = {i.name: LogWatch(i.server.log) for i in running.instances}
-        watches["nginx"] = LogWatch(running.folder / "nginx" / "error.log")
-        for watch in watches.values():
-            watch.skip()
         print(f"load: {args.seconds:g} s at {args.rates} ...", flush=True)
-        driver = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.loadtest.driver", str(plan_path), str(results_path)],
-            cwd=REPOSITORY, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        parts = {i.name: (lambda pid=i.server.process.pid: tree(pid)) for i in running.instances}
-        parts |= {
-            "nginx": lambda: tree(running.nginx.process.pid),
-            "seaweedfs": lambda: tree(running.seaweedfs.process.pid),
-            "postgres": postgres_processes,
-            "load generator": lambda: tree(driver.pid),
-        }
-        metrics = {i.name: i.metrics for i in running.instances}
-        with Sampler(parts, metrics, limit=args.seconds + 300) as sampler:
-            try:
-                driver.wait(timeout=args.seconds + 180)
-            except subprocess.TimeoutExpired:
-                raise Failed("the load generator did not finish in time") from None
-            finally:
-                stop(driver)
-        if driver.returncode != 0:
-            raise Failed(f"the load generator failed ({driver.returncode})")
-        problems = {
-            name: [line for line in watch.read() if PROBLEM.search(line)]
-            for name, watch in watches.items()
-        }
-        versions = {
-            "nginx": f"{nginx_version(nginx_binary() or 'nginx')}, 1 worker, the shipped site "
-            "(TLS 1.3, self-signed certificate)",
-            "Gateway": f"{args.instances} instances of `gateway serve --workers {args.workers}` "
-            f"(gunicorn {version('gunicorn')} arbiter + {args.workers} uvloop workers each), "
-            "PostgreSQL metadata, S3 media",
-            "PostgreSQL": f"{asyncio.run(postgres_version(args.postgres_url))}, the machine's "
-            "server; a fresh database for the run, dropped after",
-            "S3": f"{weed_version()} (`weed mini`: master, volume, filer and S3 in one process)",
-            "Load generator": f"aiohttp {version('aiohttp')} on uvloop, hdrhistogram "
-            f"{version('hdrhistogram')}",
-        }
-        size = data.recordings[0]["size"]
-        described = (
-            f"{COPIES} copies of an 8 s 320x240 VP8 noise video ({size / 2**20:.1f} MiB each) "
-            f"stored with `gateway ingest`, read by seeks and downloads; {deletable} one-second "
-            "OPUS recordings handed in through the recorder API (declare, upload, complete, "
-            "to both instances in turn), each with a link issued before the load, deleted "
-            "during it; all in one account."
-        )
-        processes = [
-            "nginx: `https://127.0.0.1:PORT` in front, `least_conn` over the instances",
-            *(
-                f"{i.name}: `gateway serve --workers {args.workers}` on its own port, "
-                f"`GATEWAY_METRICS_ADDRESS={i.metrics}`"
-                for i in running.instances
-            ),
-            "SeaweedFS: one `weed mini` process, every port on loopback",
-            "PostgreSQL: the machine's server on 127.0.0.1:5432",
-            "the load generator: one process (uvloop)",
-        ]
-    results = json.loads(results_path.read_text())
+        results, sampler, problems = load(running, plan, folder)
+        versions, processes = describe(args, running)
     recorder = Recorder.loads(results["recorder"])
     name, title, prefix = (
         ("soak.md", "Soak test: 10 minutes of the mixed load", "soak-")
         if args.soak
         else ("README.md", "Load test: the mixed workload on two cores", "")
+    )
+    size = data.recordings[0]["size"]
+    stored = (
+        f"{COPIES} copies of an 8 s 320x240 VP8 noise video ({size / 2**20:.1f} MiB each) "
+        f"stored with `gateway ingest`, read by seeks and downloads; {deletable} one-second "
+        "OPUS recordings handed in through the recorder API (declare, upload, complete, "
+        "to both instances in turn), each with a link issued before the load, deleted "
+        "during it; all in one account."
     )
     meaning = {
         kind: MEANING[kind]
@@ -253,7 +200,7 @@ def run(args: argparse.Namespace, folder: Path, began: float) -> int:
             meaning=meaning, seconds=args.seconds, warmup=args.warmup, recorder=recorder,
             wall_start=results["wall_start"], samples=sampler.samples, scrapes=sampler.scrapes,
             instances=[i.name for i in running.instances], site_changes=running.site_changes,
-            data=described, s3=comparison, log_problems=problems, soak=args.soak,
+            data=stored, s3=comparison, log_problems=problems, soak=args.soak,
             took=time.time() - began,
         ),
         args.out,
@@ -261,7 +208,88 @@ def run(args: argparse.Namespace, folder: Path, began: float) -> int:
     )  # fmt: skip
     errors = sum(recorder.errors.values())
     print(f"report: {written}; {errors} errors")
+    if errors:
+        print(f"the servers' logs are kept in {keep_logs(folder)}")
     return 0 if errors == 0 else 1
+
+
+def keep_logs(folder: Path) -> Path:
+    """The run's logs, copied out of its temporary folder to find what the errors were."""
+    kept = REPOSITORY / "var" / "loadtest" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    kept.mkdir(parents=True)
+    for log in [*folder.glob("*.log"), *(folder / "nginx").glob("*.log")]:
+        shutil.copy2(log, kept / log.name)
+    weed = folder / "seaweedfs" / "weed.log"
+    if weed.exists():
+        shutil.copy2(weed, kept / "seaweedfs.log")
+    return kept
+
+
+def load(
+    running: stack.Stack, plan: Plan, folder: Path
+) -> tuple[dict[str, Any], Sampler, dict[str, list[str]]]:
+    """The load generator's run, in a process of its own, sampled meanwhile: its results,
+    the samples, and the lines the gateways and nginx logged about problems."""
+    plan_path, results_path = folder / "plan.json", folder / "results.json"
+    plan_path.write_text(json.dumps(plan.__dict__))
+    watches = {i.name: LogWatch(i.server.log) for i in running.instances}
+    watches["nginx"] = LogWatch(running.folder / "nginx" / "error.log")
+    for watch in watches.values():
+        watch.skip()
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.loadtest.driver", str(plan_path), str(results_path)],
+        cwd=REPOSITORY, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    parts = {i.name: (lambda pid=i.server.process.pid: tree(pid)) for i in running.instances}
+    parts |= {
+        "nginx": lambda: tree(running.nginx.process.pid),
+        "seaweedfs": lambda: tree(running.seaweedfs.process.pid),
+        "postgres": postgres_processes,
+        "load generator": lambda: tree(driver.pid),
+    }
+    metrics = {i.name: i.metrics for i in running.instances}
+    with Sampler(parts, metrics, limit=plan.seconds + 300) as sampler:
+        try:
+            driver.wait(timeout=plan.seconds + 180)
+        except subprocess.TimeoutExpired:
+            raise Failed("the load generator did not finish in time") from None
+        finally:
+            stop(driver)
+    if driver.returncode != 0:
+        raise Failed(f"the load generator failed ({driver.returncode})")
+    problems = {
+        name: [line for line in watch.read() if PROBLEM.search(line)]
+        for name, watch in watches.items()
+    }
+    return json.loads(results_path.read_text()), sampler, problems
+
+
+def describe(args: argparse.Namespace, running: stack.Stack) -> tuple[dict[str, str], list[str]]:
+    """The versions of what ran, and the processes, for the report."""
+    versions = {
+        "nginx": f"{nginx_version(nginx_binary() or 'nginx')}, 1 worker, the shipped site "
+        "over TLS (a self-signed certificate made for the run)",
+        "Gateway": f"{args.instances} instances of `gateway serve --workers {args.workers}` "
+        f"(gunicorn {version('gunicorn')} arbiter + {args.workers} uvloop workers each), "
+        "PostgreSQL metadata, S3 media",
+        "PostgreSQL": f"{asyncio.run(postgres_version(args.postgres_url))}, the machine's "
+        "server; a fresh database for the run, dropped after",
+        "S3": f"{weed_version()} (`weed mini`: master, volume, filer and S3 in one process)",
+        "Load generator": f"aiohttp {version('aiohttp')} on uvloop, hdrhistogram "
+        f"{version('hdrhistogram')}",
+    }
+    processes = [
+        "nginx: `https://127.0.0.1:PORT` in front, `least_conn` over the instances",
+        *(
+            f"{i.name}: `gateway serve --workers {args.workers}` on its own port, "
+            f"`GATEWAY_METRICS_ADDRESS={i.metrics}`"
+            for i in running.instances
+        ),
+        "SeaweedFS: one `weed mini` process, every port on loopback",
+        "PostgreSQL: the machine's server on 127.0.0.1:5432",
+        "the load generator: one process (uvloop)",
+    ]
+    return versions, processes
 
 
 if __name__ == "__main__":

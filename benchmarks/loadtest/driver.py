@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import uvloop
-from aiohttp import ClientSession, ClientTimeout, TCPConnector
+from aiohttp import ClientPayloadError, ClientSession, ClientTimeout, TCPConnector
 
 from benchmarks.loadtest.schedule import Outcome, Recorder, run_open_loop
 
@@ -114,14 +114,18 @@ class Mix:
 
     async def download(self, number: int) -> Outcome:
         sid = self.sids[number % len(self.sids)]
-        read = 0
+        size, read = self.sizes[sid], 0
         async with self.session.get(self.links[sid]) as answer:
-            async for chunk in answer.content.iter_chunked(READ):
-                read += len(chunk)
+            try:
+                async for chunk in answer.content.iter_chunked(READ):
+                    read += len(chunk)
+            except ClientPayloadError as cut:
+                seen = f"{sid}: {read} of {size} bytes, {answer.headers.get('X-Request-Id')}"
+                return Outcome("body cut short", read, f"({seen}; {cut})")
             if answer.status != 200:
-                return Outcome(f"status {answer.status}", read)
-            if read != self.sizes[sid]:
-                return Outcome("short body", read)
+                return Outcome(f"status {answer.status}", read, sid)
+            if read != size:
+                return Outcome("short body", read, f"({sid}: {read} of {size} bytes)")
             return Outcome(None, read)
 
     async def listing(self, number: int) -> Outcome:
@@ -157,7 +161,7 @@ class Mix:
                 error = None if answer.status == 404 else f"status {answer.status}: not refused"
                 outcome = Outcome(error, len(body))
         except Exception as failure:
-            outcome = Outcome(f"{type(failure).__name__}: {failure}"[:120])
+            outcome = Outcome(type(failure).__name__, detail=str(failure)[:300])
         self.recorder.record("revoked link", since, time.perf_counter(), outcome)
 
 

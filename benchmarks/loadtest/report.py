@@ -367,6 +367,13 @@ def write(run: Run, folder: Path, name: str) -> Path:
         f"first {run.warmup:g} s are warm-up: their latencies are plotted but left out of the "
         "percentiles below (their errors are not).",
         "",
+        (
+            "The short run of the same mix is in [README.md](README.md) (`make loadtest`)."
+            if run.soak
+            else "The same mix for 10 minutes, with a verdict on memory: [soak.md](soak.md) "
+            "(`make soak`)."
+        ),
+        "",
         "## Setup",
         "",
         f"- **Machine**: {run.machine}.",
@@ -417,6 +424,13 @@ def write(run: Run, folder: Path, name: str) -> Path:
                 "| kind | what | count |",
                 "| --- | --- | ---: |",
                 *(f"| {kind} | {what} | {count} |" for (kind, what), count in errors),
+                "",
+                "The first of them, by planned send time:",
+                "",
+                *(
+                    f"- {when:.1f} s, {kind}: {what.replace('|', '/')}"
+                    for when, kind, what in run.recorder.incidents[:10]
+                ),
             ]
         ),
         "",

@@ -15,10 +15,13 @@ from typing import Any, Final
 
 from hdrh.histogram import HdrHistogram
 
-# Latencies in microseconds, from 1 µs to a minute, to three significant digits.
+# Latencies in microseconds, from 1 µs to a minute, to three significant digits; two for
+# each interval's, which only plots read (a tenth of the memory, over hundreds of them).
 LOWEST: Final = 1
 HIGHEST: Final = 60_000_000
 DIGITS: Final = 3
+INTERVAL_DIGITS: Final = 2
+INCIDENTS: Final = 50  # errors kept with their details, the first ones
 PERCENTILES: Final = (50.0, 90.0, 99.0, 99.9)
 
 
@@ -28,17 +31,19 @@ def intended_times(rate: float, start: float, seconds: float) -> Iterator[float]
         yield start + number / rate
 
 
-def histogram() -> HdrHistogram:
-    return HdrHistogram(LOWEST, HIGHEST, DIGITS)
+def histogram(digits: int = DIGITS) -> HdrHistogram:
+    return HdrHistogram(LOWEST, HIGHEST, digits)
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What one request came to: `error` says what was wrong with the answer (None when
-    it was the one expected), `size` how many bytes of body it brought."""
+    it was the one expected), the same words for the same failure so that they add up;
+    `detail` what only this one had (a SID, a byte count); `size` the bytes of body."""
 
     error: str | None = None
     size: int = 0
+    detail: str = ""
 
 
 @dataclass
@@ -60,6 +65,7 @@ class Recorder:
     sizes: dict[str, Counter[int]] = field(default_factory=dict)  # bytes, per interval
     errors: Counter[tuple[str, str]] = field(default_factory=Counter)
     sent: Counter[str] = field(default_factory=Counter)
+    incidents: list[tuple[float, str, str]] = field(default_factory=list)  # when, kind, what
     # How late each request left against its plan: the load generator's own health.
     lateness: HdrHistogram = field(default_factory=histogram)
 
@@ -76,11 +82,14 @@ class Recorder:
         latency = max(done - intended, 0.0)
         micros = min(max(round(latency * 1e6), LOWEST), HIGHEST)
         number = self.interval_of(intended)
-        self.intervals[kind].setdefault(number, histogram()).record_value(micros)
+        self.intervals[kind].setdefault(number, histogram(INTERVAL_DIGITS)).record_value(micros)
         if intended - self.start >= self.warmup:
             self.whole[kind].record_value(micros)
         if outcome.error is not None:  # warm-up or not, an error is an error
             self.errors[kind, outcome.error] += 1
+            if len(self.incidents) < INCIDENTS:
+                what = f"{outcome.error} {outcome.detail}".strip()
+                self.incidents.append((intended - self.start, kind, what))
         finished = self.interval_of(done)
         self.completed[kind][finished] += 1
         self.sizes[kind][finished] += outcome.size
@@ -120,6 +129,7 @@ class Recorder:
             "errors": [[kind, what, count] for (kind, what), count in self.errors.items()],
             "sent": dict(self.sent),
             "lateness": encoded(self.lateness),
+            "incidents": self.incidents,
         }
 
     @classmethod
@@ -138,6 +148,7 @@ class Recorder:
         recorder.errors = Counter({(kind, what): count for kind, what, count in data["errors"]})
         recorder.sent = Counter(data["sent"])
         recorder.lateness = HdrHistogram.decode(data["lateness"].encode("ascii"))
+        recorder.incidents = [(when, kind, what) for when, kind, what in data["incidents"]]
         return recorder
 
 
@@ -170,7 +181,7 @@ async def run_open_loop(
             recorder.record(kind, intended, clock(), Outcome("unanswered at the end"))
             raise
         except Exception as error:  # each failure is counted, and the loop goes on
-            outcome = Outcome(f"{type(error).__name__}: {error}"[:120])
+            outcome = Outcome(type(error).__name__, detail=str(error)[:300])
         recorder.record(kind, intended, clock(), outcome)
 
     async def pace(kind: str, rate: float) -> None:

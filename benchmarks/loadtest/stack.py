@@ -142,10 +142,18 @@ def wait_ready(instance: Instance, seconds: float = 60) -> None:
     raise Failed(f"{instance.name} was not ready within {seconds:g} s:\n{instance.server.tail()}")
 
 
+@dataclass(frozen=True)
+class Site:
+    url: str  # https://127.0.0.1:PORT
+    plain: str  # its http:// side
+    certificate: Path
+    server: Server
+    changes: list[tuple[str, str]]  # (shipped line, line in the run)
+
+
 @contextmanager
-def nginx_site(
-    folder: Path, upstreams: list[int], nginx_workers: int
-) -> Iterator[tuple[str, str, Path, Server, list[tuple[str, str]]]]:
+def nginx_site(folder: Path, upstreams: list[int], nginx_workers: int) -> Iterator[Site]:
+    """nginx with the shipped site on loopback, checked by `nginx -t` before it starts."""
     nginx = nginx_binary()
     if nginx is None:
         raise Failed("nginx not found: apt-get install nginx-light")
@@ -167,13 +175,8 @@ def nginx_site(
         raise Failed(f"nginx refused the generated site:\n{checked.stderr}")
     command = [nginx, "-p", str(folder), "-c", str(conf)]
     with serving("nginx", command, https_port, folder / "nginx.out") as server:
-        yield (
-            f"https://127.0.0.1:{https_port}",
-            f"http://127.0.0.1:{http_port}",
-            certificate,
-            server,
-            changes,
-        )
+        url, plain = f"https://127.0.0.1:{https_port}", f"http://127.0.0.1:{http_port}"
+        yield Site(url, plain, certificate, server, changes)
 
 
 @contextmanager
@@ -185,14 +188,12 @@ def running(
         asyncio.run(make_bucket(endpoint))
         database_url = stack.enter_context(throwaway_database(postgres_dsn, "loadtest"))
         ports = [free_port() for _ in range(instances)]
-        site, plain, ca, nginx, changes = stack.enter_context(
-            nginx_site(folder / "nginx", ports, nginx_workers)
-        )
+        site = stack.enter_context(nginx_site(folder / "nginx", ports, nginx_workers))
         started = []
         for number, port in enumerate(ports):
             name = f"gateway {'ABCDEFGH'[number]}"
             metrics = f"127.0.0.1:{free_port()}"
-            env = gateway_env(port, metrics, database_url, endpoint, site)
+            env = gateway_env(port, metrics, database_url, endpoint, site.url)
             if number == 0:  # migrated once before the instances start together
                 subprocess.run(
                     [*gateway_command(), "migrate"], env=env, check=True, capture_output=True,
@@ -204,7 +205,10 @@ def running(
             started.append(Instance(name, port, metrics, env, server))
         for instance in started:
             wait_ready(instance)
-        yield Stack(site, plain, ca, started, nginx, seaweedfs, changes, folder)
+        yield Stack(
+            site.url, site.plain, site.certificate, started, site.server, seaweedfs,
+            site.changes, folder,
+        )  # fmt: skip
 
 
 # ---- the data: an account, recordings to read, recordings to delete ----

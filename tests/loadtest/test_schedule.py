@@ -80,5 +80,8 @@ async def test_a_failing_request_is_an_error_and_the_loop_goes_on() -> None:
 
     recorder = Recorder(("seek",), start=time.perf_counter(), interval=1.0)
     await run_open_loop({"seek": 100.0}, 0.05, send, recorder)
-    assert recorder.errors == {("seek", "ConnectionResetError: reset by peer"): 1}
+    assert recorder.errors == {("seek", "ConnectionResetError"): 1}
+    assert [(kind, what) for _, kind, what in recorder.incidents] == [
+        ("seek", "ConnectionResetError reset by peer")
+    ]
     assert recorder.whole["seek"].get_total_count() == 5
