@@ -140,9 +140,11 @@ def seconds_axis(run: Run, ax: plt.Axes) -> None:
 
 def plain_numbers(ax: plt.Axes) -> None:
     """A log axis labelled 3, 10, 30 rather than in powers of ten."""
-    shown = FuncFormatter(lambda value, _: f"{value:g}")
-    ax.yaxis.set_major_formatter(shown)
-    ax.yaxis.set_minor_formatter(shown)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    # Of the ticks between powers of ten, only 2 and 5 are labelled: all would overlap.
+    ax.yaxis.set_minor_formatter(
+        FuncFormatter(lambda value, _: f"{value:g}" if f"{value:.0e}"[0] in "25" else "")
+    )
 
 
 def plot_latency(run: Run, path: Path) -> None:
@@ -186,7 +188,7 @@ def plot_throughput(run: Run, path: Path) -> None:
     requests.set_ylabel("answers / s")
     requests.set_yscale("log")
     plain_numbers(requests)
-    requests.legend(loc="lower right", fontsize="small", ncol=3)
+    requests.legend(loc="center right", fontsize="small", ncol=3)
     volume.set_ylabel("MiB/s of bodies received")
     volume.set_ylim(bottom=0, top=max(total.values(), default=1) / step / MIB * 1.2)
     for ax in (requests, volume):
