@@ -275,7 +275,8 @@ def describe(args: argparse.Namespace, running: stack.Stack) -> tuple[dict[str, 
         "PostgreSQL": f"{asyncio.run(postgres_version(args.postgres_url))}, the machine's "
         "server; a fresh database for the run, dropped after",
         "S3": f"{weed_version()} (`weed mini`: master, volume, filer and S3 in one process)",
-        "Load generator": f"aiohttp {version('aiohttp')} on uvloop, hdrhistogram "
+        "Load generator": f"aiohttp {version('aiohttp')} on asyncio's own loop (uvloop's "
+        "TLS cuts bodies short when nginx closes a connection after them), hdrhistogram "
         f"{version('hdrhistogram')}",
     }
     processes = [
@@ -287,7 +288,7 @@ def describe(args: argparse.Namespace, running: stack.Stack) -> tuple[dict[str, 
         ),
         "SeaweedFS: one `weed mini` process, every port on loopback",
         "PostgreSQL: the machine's server on 127.0.0.1:5432",
-        "the load generator: one process (uvloop)",
+        "the load generator: one process",
     ]
     return versions, processes
 
