@@ -4,6 +4,7 @@ request, errors, throughput, CPU and memory, and PNG plots over time (matplotlib
 from __future__ import annotations
 
 import os
+import statistics
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -99,6 +100,7 @@ class Flatness:
     first: float  # mean RSS, bytes, in the first minute after warm-up
     last: float  # in the last minute
     allowed: float
+    trend: float  # bytes a minute, least squares over the measured part
 
     @property
     def flat(self) -> bool:
@@ -114,11 +116,20 @@ def flatness(run: Run) -> list[Flatness]:
             return float("nan")
         return sum(sum(s.parts[p].rss for p in parts) for s in picked) / len(picked)
 
+    def trend(parts: Iterable[str]) -> float:
+        picked = [s for s in run.samples if begin <= s.wall <= end]
+        if len(picked) < 2:
+            return float("nan")
+        xs = [s.wall / MINUTE for s in picked]
+        ys = [float(sum(s.parts[p].rss for p in parts)) for s in picked]
+        return statistics.linear_regression(xs, ys).slope
+
     verdicts = []
     for parts, name in [([p], p) for p in run.instances] + [(run.instances, "gateways together")]:
         first = mean_rss(parts, begin, begin + MINUTE)
         last = mean_rss(parts, end - MINUTE, end)
-        verdicts.append(Flatness(name, first, last, max(FLAT_FRACTION * first, FLAT_BYTES)))
+        allowed = max(FLAT_FRACTION * first, FLAT_BYTES)
+        verdicts.append(Flatness(name, first, last, allowed, trend(parts)))
     return verdicts
 
 
@@ -237,7 +248,8 @@ def plot_usage(run: Run, rss_path: Path, cpu_path: Path) -> None:
     ax.set_title(f"{run.title}: CPU")
     seconds_axis(run, ax)
     ax.set_xlim(min(times, default=0), max(times, default=run.seconds))
-    ax.legend(loc="upper right", fontsize="small", ncol=2)
+    ax.set_ylim(0, (os.cpu_count() or 2) * 1.35)  # room above the lines for the legend
+    ax.legend(loc="upper right", fontsize="small", ncol=3)
     figure.tight_layout()
     figure.savefig(cpu_path, dpi=90)
     plt.close(figure)
@@ -472,14 +484,19 @@ def write(run: Run, folder: Path, name: str) -> Path:
             f"grew by at most {FLAT_FRACTION:.0%} or {FLAT_BYTES // MIB} MiB, whichever is "
             "larger.",
             "",
-            "| gateway | first minute | last minute | change | allowed | flat? |",
-            "| --- | ---: | ---: | ---: | ---: | --- |",
+            "| gateway | first minute | last minute | change | allowed | flat? | trend |",
+            "| --- | ---: | ---: | ---: | ---: | --- | ---: |",
             *(
                 f"| {v.part} | {v.first / MIB:,.1f} MiB | {v.last / MIB:,.1f} MiB | "
                 f"{(v.last - v.first) / MIB:+,.1f} MiB | {v.allowed / MIB:,.1f} MiB | "
-                f"{'yes' if v.flat else '**no**'} |"
+                f"{'yes' if v.flat else '**no**'} | {v.trend / MIB:+.2f} MiB/min |"
                 for v in verdicts
             ),
+            "",
+            "The trend is the slope of a straight line fitted to every sample after the "
+            "warm-up. A steady climb that stays within the tolerance over 10 minutes would "
+            "still add up over hours: the plot shows whether it levels off; a longer run "
+            "(`make soak ARGS=--seconds=3000`, 50 minutes) tells.",
             "",
         ]
     out += [
