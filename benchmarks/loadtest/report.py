@@ -152,10 +152,14 @@ def seconds_axis(run: Run, ax: plt.Axes) -> None:
 def plain_numbers(ax: plt.Axes) -> None:
     """A log axis labelled 3, 10, 30 rather than in powers of ten."""
     ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    # Of the ticks between powers of ten, only 2 and 5 are labelled: all would overlap.
-    ax.yaxis.set_minor_formatter(
-        FuncFormatter(lambda value, _: f"{value:g}" if f"{value:.0e}"[0] in "25" else "")
-    )
+
+    def minor(value: float, _: object) -> str:
+        # Over a decade or more, only 2 and 5 between powers of ten (all would overlap);
+        # within less than a decade, every tick, or one label or none would be left.
+        low, high = ax.get_ylim()
+        return f"{value:g}" if high < 10 * low or f"{value:.0e}"[0] in "25" else ""
+
+    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
 
 
 def plot_latency(run: Run, path: Path) -> None:
