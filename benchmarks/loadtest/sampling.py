@@ -149,3 +149,9 @@ class Sampler:
                 for instance, address in self.metrics.items():
                     self.scrapes.append(Scrape(time.time(), instance, scrape(address)))
             self._stop.wait(self.every)
+
+
+def other_work(earlier: Sample, later: Sample) -> float:
+    """Cores the machine spent on processes that are not part of the run."""
+    ours = sum(later.parts[p].cpu - earlier.parts[p].cpu for p in later.parts)
+    return (later.machine_busy - earlier.machine_busy - ours) / (later.wall - earlier.wall)
