@@ -29,13 +29,9 @@ import base64
 import hashlib
 import json
 import os
-import platform
 import re
 import resource
-import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,18 +41,30 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
-import psutil  # type: ignore[import-untyped]  # no stubs installed
 import uvloop
 from aiohttp import ClientSession, ClientTimeout, web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.harness import (
+    PROBLEM,
+    WARNING,
+    Failed,
+    LogWatch,
+    Server,
+    basic,
+    create_database,
+    drop_database,
+    gateway_command,
+    machine,
+    nginx_binary,
+    nginx_version,
+    serving,
+    stop_on_sigterm,
+)
 from benchmarks.request_cost import anchor_app
 from gateway.api.query import MAX_TTL
 from tests.processes import free_port
@@ -72,15 +80,8 @@ WORKLOADS: Final = ("issuance", "range", "download")
 INSTALL: Final = "sudo apt-get install nginx-light wrk"
 # Noise defeats the encoder, so a few seconds of it make a large file quickly.
 NOISE: Final = "testsrc2=size=1280x720:rate=30,noise=alls=100:allf=t"
-# Lines a server writes when something went wrong, and when something looks wrong.
-PROBLEM: Final = re.compile(r"\b(ERROR|CRITICAL)\b|Traceback|\[(error|crit|alert|emerg)\]")
-WARNING: Final = re.compile(r"\bWARNING\b|\[warn\]")
 # The status and bytes sent of an access-log line, the gateway's and nginx's alike.
 ACCESS_STATUS: Final = re.compile(r'"(?:GET|HEAD) [^"]*" (\d{3}) (\d+) ')
-
-
-class Failed(Exception):
-    """The run cannot go on: a target answered what it should not have."""
 
 
 # ---- anchors: the least a server on aiohttp + uvloop can do for each request ----
@@ -106,109 +107,7 @@ def pinned(cpu: int | None) -> list[str]:
     return [] if cpu is None else ["taskset", "-c", str(cpu)]
 
 
-@dataclass
-class Server:
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def cpu_seconds(self) -> float:
-        """User and system CPU time of the process and its children (nginx's worker)."""
-        try:
-            root = psutil.Process(self.process.pid)
-            total = 0.0
-            for process in [root, *root.children(recursive=True)]:
-                times = process.cpu_times()
-                total += times.user + times.system
-            return total
-        except psutil.NoSuchProcess:
-            return 0.0
-
-    def tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-@contextmanager
-def serving(
-    name: str,
-    command: list[str],
-    port: int,
-    log: Path,
-    env: dict[str, str] | None = None,
-    cwd: Path | None = None,
-) -> Iterator[Server]:
-    """`command` running in its own session until the block ends, once `port` listens."""
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=cwd,
-            start_new_session=True,  # a Ctrl-C reaches this script only, which stops it
-        )
-    server = Server(name, process, log)
-    try:
-        wait_for_port(server, port)
-        yield server
-    finally:
-        stop(process)
-
-
-def wait_for_port(server: Server, port: int, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise Failed(f"{server.name} stopped as it started:\n{server.tail()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), 0.1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise Failed(f"{server.name} did not listen on port {port} within {seconds:g} s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-class LogWatch:
-    """What a server wrote to a log since the last look."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-
-    def skip(self) -> None:
-        self.offset = self.path.stat().st_size if self.path.exists() else 0
-
-    def read(self) -> list[str]:
-        if not self.path.exists():
-            return []
-        with self.path.open("rb") as log:
-            log.seek(self.offset)
-            data = log.read()
-        whole = data[: data.rfind(b"\n") + 1]  # a line still being written waits
-        self.offset += len(whole)
-        return whole.decode(errors="replace").splitlines()
-
-
 # ---- the gateway, set up with its own commands ----
-
-
-def gateway_command() -> list[str]:
-    installed = Path(sys.executable).with_name("gateway")
-    return [str(installed)] if installed.exists() else [sys.executable, "-m", "gateway"]
 
 
 def gateway_env(database_url: str, folder: Path, port: int) -> dict[str, str]:
@@ -337,10 +236,6 @@ def vp8_recording(path: Path, size: int) -> None:
     raise Failed(f"ffmpeg made only {path.stat().st_size} bytes of the {size} asked for")
 
 
-def basic(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
 async def issue_link(base: str, sid: str, authorization: str, ttl: int) -> str:
     async with (
         ClientSession() as session,
@@ -390,10 +285,6 @@ http {{
     }}
 }}
 """
-
-
-def nginx_binary() -> str | None:
-    return shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/local/sbin")
 
 
 def secure_link(uri: str, expires: int) -> str:
@@ -890,46 +781,12 @@ def run_backend(
 # ---- the whole run ----
 
 
-def machine(nginx_path: str | None) -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = []
-    if nginx_path:
-        said = subprocess.run([nginx_path, "-v"], capture_output=True, text=True, check=False)
-        versions.append(said.stderr.strip().removeprefix("nginx version: "))
+def machine_line(nginx_path: str | None) -> str:
+    versions = [nginx_version(nginx_path)] if nginx_path else []
     said = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
     first = (said.stdout or said.stderr).splitlines()[:1]
     versions.append(first[0].split(" [")[0] if first else "wrk")
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}, aiohttp {version('aiohttp')}, "
-        f"uvloop {version('uvloop')}, {', '.join(versions)}"
-    )
-
-
-async def create_database(dsn: str) -> tuple[str, str]:
-    name = f"bench_{secrets.token_hex(4)}"
-    connection = await asyncpg.connect(dsn, timeout=10)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    parts = urlsplit(dsn)
-    return name, urlunsplit(parts._replace(path=f"/{name}"))
-
-
-async def drop_database(dsn: str, name: str) -> None:
-    connection = await asyncpg.connect(dsn, timeout=10)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
+    return machine(versions)
 
 
 def workloads(value: str) -> tuple[str, ...]:
@@ -1007,10 +864,7 @@ def main() -> int:
         print("warning: CPUs 0 and 1 are not both available: running unpinned")
         cpus = None
 
-    # SIGTERM stops the run as Ctrl-C does, so that everything started is stopped; and
-    # Ctrl-C does so even where the shell started this with SIGINT ignored.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.default_int_handler)
+    stop_on_sigterm()
     postgres: list[tuple[str, str]] = []  # a database for each gateway, the working tree's first
     try:
         if not args.no_postgres:
@@ -1023,7 +877,7 @@ def main() -> int:
                     "pass --postgres-url DSN, or --no-postgres to skip it"
                 )
                 return 2
-        print(f"machine: {machine(nginx_path if needs_nginx else None)}")
+        print(f"machine: {machine_line(nginx_path if needs_nginx else None)}")
         layout = "unpinned" if cpus is None else "servers on CPU 0, wrk on CPU 1"
         print(
             f"{layout}; wrk {args.threads} threads, {args.connections} connections "

@@ -18,16 +18,13 @@ import argparse
 import asyncio
 import os
 import secrets
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,6 +34,8 @@ from aiohttp import ClientSession, ClientTimeout
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import harness
+from benchmarks.harness import moto_server, nginx_binary
 from gateway.accounts import create_account
 from gateway.config import Settings
 from gateway.media_links import MediaLinkRequest, MediaLinks
@@ -50,35 +49,6 @@ from tests.processes import free_port, serving
 
 MIB = 1024 * 1024
 KEY = "benchmark-signing-key-0123456789"
-
-
-@contextmanager
-def listening(command: list[str], port: int) -> Iterator[str]:
-    """`command` running until the block ends, once something listens on `port`."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait()
-
-
-def moto_server() -> AbstractContextManager[str]:
-    port = free_port()
-    return listening(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], port
-    )
-
-
-def wait_for_port(port: int) -> None:
-    for _ in range(100):
-        try:
-            with socket.create_connection(("127.0.0.1", port), 0.1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on port {port}")
 
 
 class PeakRss:
@@ -231,7 +201,7 @@ http {{
 @contextmanager
 def nginx_in_front_of(upstream: str) -> Iterator[str | None]:
     """nginx proxying to `upstream`, or None where nginx is not installed."""
-    nginx = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/local/sbin")
+    nginx = nginx_binary()
     if nginx is None:
         yield None
         return
@@ -239,8 +209,9 @@ def nginx_in_front_of(upstream: str) -> Iterator[str | None]:
     with tempfile.TemporaryDirectory() as folder:
         conf = Path(folder) / "nginx.conf"
         conf.write_text(NGINX_CONF.format(folder=folder, port=port, upstream=upstream))
-        with listening([nginx, "-p", folder, "-c", str(conf)], port) as url:
-            yield url
+        command = [nginx, "-p", folder, "-c", str(conf)]
+        with harness.serving("nginx", command, port, Path(folder) / "nginx.out"):
+            yield f"http://127.0.0.1:{port}"
 
 
 def main() -> None:
@@ -255,7 +226,11 @@ def main() -> None:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "benchmark")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-    with moto_server() as endpoint, tempfile.TemporaryDirectory() as folder:
+    with (
+        tempfile.TemporaryDirectory() as logs,
+        moto_server(Path(logs) / "moto.log") as endpoint,
+        tempfile.TemporaryDirectory() as folder,
+    ):
         bucket = f"bench-{secrets.token_hex(4)}"
         env = {
             **os.environ,
