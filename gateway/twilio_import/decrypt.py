@@ -1,0 +1,61 @@
+"""Media Twilio stored encrypted with a customer key: AES-256-CBC with PKCS#7 padding,
+its content key RSA-wrapped (PKCS#1 v1.5) with the customer's public key. The wrapped
+key and the IV come base64 in the object's x-amz-meta-x-amz-key and -iv headers, as
+Twilio's own decrypter reads them."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
+
+from cryptography.hazmat.primitives import padding, serialization
+from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from gateway.errors import GatewayError
+
+
+class CannotDecrypt(GatewayError):
+    """Encrypted media this run cannot read: no key given, or not the right one."""
+
+
+def private_key(path: Path) -> RSAPrivateKey:
+    """The account's RSA private key, PEM (PKCS#8 or PKCS#1), unencrypted."""
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise GatewayError(f"--decrypt-key {path}: not an unencrypted PEM private key") from exc
+    if not isinstance(key, RSAPrivateKey):
+        raise GatewayError(f"--decrypt-key {path}: not an RSA key")
+    return key
+
+
+def content_key(key: RSAPrivateKey, wrapped: str) -> bytes:
+    try:
+        return key.decrypt(base64.b64decode(wrapped, validate=True), rsa_padding.PKCS1v15())
+    except (ValueError, binascii.Error):
+        raise CannotDecrypt("encrypted with another public key than --decrypt-key's") from None
+
+
+async def decrypted(
+    chunks: AsyncIterable[bytes], key: RSAPrivateKey, wrapped: str, iv: str
+) -> AsyncIterator[bytes]:
+    """The plaintext of an AES-CBC stream, piece by piece."""
+    secret = content_key(key, wrapped)
+    try:
+        decryptor = Cipher(algorithms.AES(secret), modes.CBC(base64.b64decode(iv))).decryptor()
+    except ValueError:
+        raise CannotDecrypt("the stored content key or IV is not AES's") from None
+    unpadder = padding.PKCS7(algorithms.AES.block_size).unpadder()
+    async for chunk in chunks:
+        if plain := unpadder.update(decryptor.update(chunk)):
+            yield plain
+    try:
+        last = unpadder.update(decryptor.finalize()) + unpadder.finalize()
+    except ValueError:
+        raise CannotDecrypt("the media does not decrypt with that key") from None
+    if last:
+        yield last

@@ -1,0 +1,238 @@
+"""`gateway import twilio`: a Twilio account's recordings brought here with the same
+SIDs, the same JSON and the same bytes; run again, only what is missing or changed.
+
+Each recording is written here in one step, after its media is stored and probed: a
+run cut off anywhere leaves at most media no recording claims (the janitor's leftover
+sweep removes it), never a completed recording without media. So running again after
+any failure converges to what one uninterrupted run gives."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+from gateway import sids
+from gateway.errors import GatewayError, MediaRejected
+from gateway.ingestion import media_etag
+from gateway.janitor import forget_media
+from gateway.media.probe import probe_stored
+from gateway.models import Account, Codec, Container, MediaType, Recording, Status
+from gateway.storage import MediaStorage
+from gateway.store import MetadataStore
+from gateway.twilio_import.decrypt import CannotDecrypt, decrypted
+from gateway.twilio_import.source import Source, SourceError
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("completed", "deleted", "failed", "processing")
+
+
+@dataclass
+class Summary:
+    dry_run: bool
+    imported: int = 0  # completed, with their media
+    metadata_only: int = 0  # deleted or failed at the source: nothing to download
+    already_here: int = 0
+    deleted_here: int = 0  # deleted at the source since an earlier run
+    bytes: int = 0  # media bytes imported (or, dry, to import)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "imported": self.imported,
+            "metadata_only": self.metadata_only,
+            "already_here": self.already_here,
+            "deleted_here": self.deleted_here,
+            "bytes": self.bytes,
+            "skipped": self.skipped,
+            "failed": self.failed,
+        }
+
+
+@dataclass
+class Importer:
+    source: Source
+    store: MetadataStore
+    storage: MediaStorage
+    dry_run: bool = False
+    concurrency: int = 4
+    decrypt_key: RSAPrivateKey | None = None
+    # Called with (recordings done, bytes done) as the run goes.
+    progress: Callable[[int, int], None] = lambda recordings, media: None
+    now: Callable[[], float] = time.time
+
+    async def run(self, filters: dict[str, Any]) -> Summary:
+        summary = Summary(self.dry_run)
+        if not self.dry_run:
+            await self._ensure_account()
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.concurrency * 2)
+        done = [0]
+
+        async def work() -> None:
+            while (found := await queue.get()) is not None:
+                try:
+                    await self._one(found, summary)
+                except (GatewayError, OSError) as exc:
+                    summary.failed.append({"sid": found.sid, "reason": _reason(exc)})
+                except Exception as exc:  # one recording's surprise must not end the run
+                    log.exception("importing %s failed", found.sid)
+                    summary.failed.append({"sid": found.sid, "reason": _reason(exc)})
+                done[0] += 1
+                self.progress(done[0], summary.bytes)
+
+        workers = [asyncio.create_task(work()) for _ in range(self.concurrency)]
+        try:
+            async for found in self._walk(filters):
+                await queue.put(found)
+        except SourceError as exc:
+            summary.failed.append({"sid": "(listing)", "reason": exc.message})
+        finally:
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers)
+        return summary
+
+    async def _walk(self, filters: dict[str, Any]) -> AsyncIterator[Any]:
+        # One listing per status, so deleted ones come too, whichever the source hides
+        # by default.
+        wanted = [filters["status"]] if "status" in filters else list(STATUSES)
+        for status in wanted:
+            async for found in self.source.recordings(**{**filters, "status": status}):
+                yield found
+
+    async def _ensure_account(self) -> None:
+        credentials = self.source.credentials
+        if await self.store.get_account(credentials.account_sid) is not None:
+            return
+        # The account's own token keeps applications' credentials working; an API key's
+        # secret cannot stand in for it, so the account gets a token nobody knows yet.
+        token = credentials.password if credentials.is_auth_token else secrets.token_hex(16)
+        account = Account(credentials.account_sid, "Imported from Twilio", token, self._utcnow())
+        await self.store.add_account(account)
+
+    async def _one(self, found: Any, summary: Summary) -> None:
+        sid = found.sid
+        if found.status == "processing":
+            summary.skipped.append({"sid": sid, "reason": "still processing at the source"})
+            return
+        here = await self.store.get_recording(sid)
+        if here is not None:
+            await self._again(found, here, summary)
+            return
+        if found.status != "completed":
+            if not self.dry_run:
+                await self.store.add_recording(self._recording(found))
+            summary.metadata_only += 1
+            return
+        if self.dry_run:
+            summary.imported += 1
+            summary.bytes += found.size or 0
+            return
+        recording = await self._with_media(self._recording(found))
+        await self.store.add_recording(recording)
+        summary.imported += 1
+        summary.bytes += recording.size
+
+    async def _again(self, found: Any, here: Recording, summary: Summary) -> None:
+        """A recording an earlier run brought: deleted here if it was at the source."""
+        if found.status == "deleted" and here.status is not Status.DELETED:
+            if not self.dry_run:
+                deleted = await self.store.mark_deleted(here.sid, self._utcnow())
+                if deleted is not None:
+                    await forget_media(self.store, self.storage, deleted)
+            summary.deleted_here += 1
+            return
+        summary.already_here += 1
+
+    def _recording(self, found: Any) -> Recording:
+        grouping = found.grouping_sids or {}
+        created = found.date_created
+        if not isinstance(created, datetime):
+            raise SourceError(f"{found.sid}: date_created {created!r} is not a date")
+        return Recording(
+            sid=_sid(found.sid, "RT"),
+            account_sid=_sid(found.account_sid, "AC"),
+            status=Status(found.status),
+            date_created=created,
+            # Retention of a deleted one counts from its arrival here.
+            date_updated=self._utcnow(),
+            source_sid=found.source_sid,
+            type=MediaType(found.type),
+            container_format=Container(found.container_format),
+            codec=Codec(found.codec),
+            duration=found.duration,
+            size=found.size or 0,
+            track_name=found.track_name,
+            offset=found.offset or 0,
+            room_sid=grouping.get("room_sid"),
+            participant_sid=grouping.get("participant_sid"),
+            status_callback=found.status_callback,
+            status_callback_method=found.status_callback_method,
+            media_external_location=found.media_external_location,
+        )
+
+    async def _with_media(self, recording: Recording) -> Recording:
+        """Store the media, probe it, and only then hand back the recording naming it."""
+        media = await self.source.media(recording.sid)
+        key = f"{recording.account_sid}/{recording.sid}/{secrets.token_hex(8)}."
+        key += recording.container_format.value
+
+        async def plaintext() -> AsyncIterator[bytes]:
+            pieces = media.chunks()
+            first = await anext(pieces, b"")
+            if media.encryption is None:
+                yield first
+                async for piece in pieces:
+                    yield piece
+                return
+            if self.decrypt_key is None:
+                raise CannotDecrypt("the media is encrypted with a customer key: pass "
+                                    "--decrypt-key with the account's RSA private key")  # fmt: skip
+            wrapped, iv = media.encryption
+            async for piece in decrypted(_chained(first, pieces), self.decrypt_key, wrapped, iv):
+                yield piece
+
+        size = await self.storage.put(key, plaintext())
+        try:
+            found = await probe_stored(self.storage, key, size)
+            for name, said, holds in (
+                ("codec", recording.codec, found.codec),
+                ("type", recording.type, found.type),
+            ):
+                if said != holds:
+                    raise MediaRejected(f"the source says {name} {said}; the media holds {holds}")
+        except BaseException:
+            await self.storage.delete(key)
+            raise
+        stored = recording.replace(media_key=key, size=size)
+        return stored.replace(media_etag=media_etag(stored))
+
+    def _utcnow(self) -> datetime:
+        return datetime.fromtimestamp(self.now(), UTC)
+
+
+async def _chained(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for piece in rest:
+        yield piece
+
+
+def _sid(value: Any, prefix: str) -> str:
+    if not isinstance(value, str) or not sids.is_sid(value, prefix):
+        raise SourceError(f"the source gave {value!r} where a {prefix} SID belongs")
+    return value
+
+
+def _reason(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, GatewayError) else f"{type(exc).__name__}: {exc}"
