@@ -52,6 +52,7 @@ def add_parser(commands: Any) -> None:
     )
     twilio.add_argument("--concurrency", type=int, default=4, help="downloads at a time (4)")
     twilio.add_argument("--rate", type=float, default=50.0, help="API reads a second (50)")
+    twilio.add_argument("--page-size", type=int, default=100, help="recordings a list page asks")
     twilio.add_argument(
         "--decrypt-key", type=Path, metavar="PEM", help="RSA private key of encrypted media"
     )
@@ -85,6 +86,8 @@ def _moment(name: str, value: str | None) -> datetime | None:
 async def run(settings: Settings, args: argparse.Namespace) -> Summary:
     if args.concurrency < 1 or not args.rate > 0:
         raise InvalidParameter("--concurrency/--rate", "must be above 0")
+    if not 1 <= args.page_size <= 1000:
+        raise InvalidParameter("--page-size", "must be from 1 to 1000, as Twilio allows")
     for name, value, prefix in (
         ("--room", args.room, "RM"),
         ("--participant", args.participant, "PA"),
@@ -102,7 +105,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> Summary:
         created_before=_moment("--created-before", args.created_before),
     )
     key = private_key(args.decrypt_key) if args.decrypt_key else None
-    source = Source(args.source_url, credentials(args), Politeness(rate=args.rate))
+    source = Source(
+        args.source_url, credentials(args), Politeness(rate=args.rate, page_size=args.page_size)
+    )
     bar = tqdm(unit=" recordings", disable=not sys.stderr.isatty(), dynamic_ncols=True)
 
     def progress(recordings: int, sent: int) -> None:

@@ -54,6 +54,7 @@ class Politeness:
     attempts: int = 5  # for each request, before giving up on it
     backoff: float = 0.5  # seconds before the first retry; doubled each time
     max_wait: float = 60.0
+    page_size: int = PAGE_SIZE  # recordings a list request asks for
 
 
 class _Pace:
@@ -141,7 +142,8 @@ class Source:
     async def recordings(self, **filters: Any) -> AsyncIterator[Any]:
         """Every recording the filters select, page after page (RecordingInstance)."""
         listing = self._client.video.v1.recordings
-        async for recording in await listing.stream_async(page_size=PAGE_SIZE, **filters):
+        pages = await listing.stream_async(page_size=self._politeness.page_size, **filters)
+        async for recording in pages:
             yield recording
 
     async def media_link(self, sid: str) -> str:

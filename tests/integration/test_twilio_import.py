@@ -1,0 +1,273 @@
+"""`gateway import twilio` as a team leaving Twilio runs it: a real source speaking the
+Recordings API (another `gateway serve`, its own data), the importer as a process, and
+this service afterwards answering every stored SID with the same JSON and bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
+
+from gateway.models import Codec
+from gateway.sids import mint
+from tests.conftest import ADMIN_TOKEN, SIGNING_KEY, basic_auth
+from tests.processes import Served, ok, serving
+
+ROOMS = (mint("RM"), mint("RM"))
+
+
+@dataclass
+class Source:
+    served: Served
+    account_sid: str
+    auth_token: str
+    env: dict[str, str]
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return basic_auth(self.account_sid, self.auth_token)
+
+    @property
+    def url(self) -> str:
+        return self.served.base_url
+
+
+@pytest.fixture
+def source(tmp_path: Path, media_files: dict[Codec, Path]) -> Iterator[Source]:
+    """A source with every codec, every status, two rooms, several participants."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")},
+        "GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path}/source/gateway.db",
+        "GATEWAY_STORAGE_URL": str(tmp_path / "source" / "media"),
+        "GATEWAY_SIGNING_KEYS": SIGNING_KEY,
+        "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN,
+    }
+    account = ok(env, "accounts", "create", "--name", "At Twilio")
+    for room in ROOMS:
+        for path in media_files.values():
+            ok(env, "ingest", str(path), "--account", account["account_sid"], "--room", room,
+               "--participant", mint("PA"))  # fmt: skip
+    with serving(env) as served:
+        yield Source(served, account["account_sid"], account["auth_token"], env)
+
+
+async def recorder_step(source: Source, method: str, path: str, **kwargs: Any) -> Any:
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with ClientSession(headers=headers) as http:
+        url = f"{source.url}/internal/v1/Recordings{path}"
+        async with http.request(method, url, **kwargs) as response:
+            assert response.status in (200, 201), await response.text()
+            return await response.json()
+
+
+async def start_recording(source: Source) -> str:
+    body = {
+        "account_sid": source.account_sid, "type": "audio", "codec": "OPUS",
+        "container_format": "mka", "source_sid": mint("MT"), "track_name": "mic",
+        "grouping_sids": {"room_sid": ROOMS[0], "participant_sid": mint("PA")},
+    }  # fmt: skip
+    return str((await recorder_step(source, "POST", "", json=body))["sid"])
+
+
+async def listed(base_url: str, auth: dict[str, str], **query: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    url: str | None = f"{base_url}/v1/Recordings"
+    params: dict[str, str] | None = {"PageSize": "50", **query}
+    async with ClientSession(headers=auth) as http:
+        while url:
+            async with http.get(url, params=params) as response:
+                assert response.status == 200, await response.text()
+                page = await response.json()
+            found += page["recordings"]
+            url, params = page["meta"]["next_page_url"], None
+    return found
+
+
+async def everything(base_url: str, auth: dict[str, str]) -> dict[str, dict[str, Any]]:
+    every: dict[str, dict[str, Any]] = {}
+    for status in ("completed", "deleted", "failed", "processing"):
+        for recording in await listed(base_url, auth, Status=status):
+            every[recording["sid"]] = recording
+    return every
+
+
+def without_urls(recording: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in recording.items() if k not in ("url", "links")}
+
+
+async def media_digest(base_url: str, auth: dict[str, str], sid: str) -> str:
+    async with ClientSession() as http:
+        media = f"{base_url}/v1/Recordings/{sid}/Media"
+        async with http.get(media, headers=auth, allow_redirects=False) as response:
+            assert response.status == 302, await response.text()
+            link = (await response.json())["redirect_to"]
+        # The link names the serving process's public URL; it is reached directly here.
+        path = link[link.index("/media/") :]
+        async with http.get(f"{base_url}{path}") as response:
+            assert response.status == 200
+            return hashlib.sha256(await response.read()).hexdigest()
+
+
+def run_import(env: dict[str, str], source: Source, *args: str) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "import", "twilio", "--source-url", source.url,
+         "--page-size", "3", *args],
+        env={**env, "TWILIO_ACCOUNT_SID": source.account_sid,
+             "TWILIO_AUTH_TOKEN": source.auth_token},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.stdout, done.stderr
+    assert source.auth_token not in done.stdout + done.stderr  # secrets never shown
+    return done.returncode, json.loads(done.stdout)
+
+
+@pytest.fixture
+async def twilio_here() -> AsyncIterator[AsyncTwilioHttpClient]:
+    http_client = AsyncTwilioHttpClient()
+    yield http_client
+    await http_client.close()
+
+
+async def test_an_archive_comes_over_with_the_same_sids_json_and_bytes(
+    env: dict[str, str], source: Source, twilio_here: AsyncTwilioHttpClient
+) -> None:
+    before = await everything(source.url, source.auth)
+    completed = [sid for sid, r in before.items() if r["status"] == "completed"]
+    async with ClientSession(headers=source.auth) as http:
+        async with http.delete(f"{source.url}/v1/Recordings/{completed[0]}") as response:
+            assert response.status == 204
+    failed = await start_recording(source)
+    await recorder_step(source, "POST", f"/{failed}/Fail", json={"reason": "recorder crashed"})
+    processing = await start_recording(source)
+    at_source = await everything(source.url, source.auth)
+    assert {r["status"] for r in at_source.values()} == {
+        "completed", "deleted", "failed", "processing",
+    }  # fmt: skip
+    assert len(at_source) > 3 * 3  # more than three pages of three
+
+    status, summary = run_import(env, source)
+    assert status == 0, summary
+    assert summary["imported"] == len(completed) - 1
+    assert summary["metadata_only"] == 2  # the deleted one and the failed one
+    assert summary["skipped"] == [{"sid": processing, "reason": "still processing at the source"}]
+    assert summary["failed"] == []
+
+    with serving(env) as here:
+        imported = await everything(here.base_url, source.auth)
+        assert set(imported) == set(at_source) - {processing}
+        for sid, recording in imported.items():
+            assert without_urls(recording) == without_urls(at_source[sid]), sid
+            if recording["status"] == "completed":
+                assert await media_digest(here.base_url, source.auth, sid) == await media_digest(
+                    source.url, source.auth, sid
+                ), sid
+
+        # The official client, pointed here, sees what it saw there, filter by filter.
+        clients = []
+        for base in (source.url, here.base_url):
+            client = Client(source.account_sid, source.auth_token, http_client=twilio_here)
+            client.video.base_url = base
+            clients.append(client.video.v1.recordings)
+        some = at_source[completed[1]]
+        for filters in (
+            {},
+            {"status": "deleted"},
+            {"status": "failed"},
+            {"grouping_sid": [ROOMS[1]]},
+            {"grouping_sid": [some["grouping_sids"]["participant_sid"]]},
+            {"source_sid": some["source_sid"]},
+            {"media_type": "audio"},
+        ):
+            there, here_listed = [
+                {r.sid for r in await listing.list_async(**filters)} for listing in clients
+            ]
+            # The same set; the order of those created in one second may differ, as the
+            # JSON's date_created (all an import has) counts whole seconds.
+            assert here_listed == there - {processing}, filters
+
+
+async def test_running_again_brings_only_what_is_new_or_changed(
+    env: dict[str, str], source: Source, media_files: dict[Codec, Path]
+) -> None:
+    processing = await start_recording(source)
+    status, first = run_import(env, source)
+    assert (status, first["imported"], len(first["skipped"])) == (0, 2 * len(media_files), 1)
+
+    # Meanwhile at the source: one finishes, one is deleted.
+    data = await asyncio.to_thread(media_files[Codec.OPUS].read_bytes)
+    await recorder_step(source, "PUT", f"/{processing}/Media", data=data)
+    await recorder_step(source, "POST", f"/{processing}/Complete")
+    gone = next(sid for sid in await everything(source.url, source.auth) if sid != processing)
+    async with ClientSession(headers=source.auth) as http:
+        async with http.delete(f"{source.url}/v1/Recordings/{gone}") as response:
+            assert response.status == 204
+
+    status, second = run_import(env, source)
+    assert status == 0, second
+    assert (second["imported"], second["deleted_here"], second["skipped"]) == (1, 1, [])
+    assert second["already_here"] == 2 * len(media_files) - 1
+    assert second["bytes"] == len(data)
+    with serving(env) as here:
+        imported = await everything(here.base_url, source.auth)
+        assert imported[gone]["status"] == "deleted"
+        assert imported[processing]["status"] == "completed"
+        assert without_urls(imported[processing]) == without_urls(
+            (await everything(source.url, source.auth))[processing]
+        )
+
+    status, third = run_import(env, source)
+    assert (status, third["imported"], third["deleted_here"]) == (0, 0, 0)
+
+
+async def test_filters_and_a_dry_run_select_exactly_and_change_nothing(
+    env: dict[str, str], source: Source, media_files: dict[Codec, Path]
+) -> None:
+    in_room = await listed(source.url, source.auth, GroupingSid=ROOMS[1])
+    status, dry = run_import(env, source, "--room", ROOMS[1], "--dry-run")
+    assert status == 0, dry
+    assert dry["dry_run"] is True
+    assert dry["imported"] == len(in_room) == len(media_files)
+    assert dry["bytes"] == sum(r["size"] for r in in_room)
+    with serving(env) as here:
+        async with ClientSession() as http:
+            url = f"{here.base_url}/v1/Recordings"
+            async with http.get(url, headers=source.auth) as response:
+                assert response.status == 401  # not even the account came over
+
+    status, done = run_import(env, source, "--room", ROOMS[1], "--media-type", "audio")
+    assert status == 0, done
+    audio = [r for r in in_room if r["type"] == "audio"]
+    assert done["imported"] == len(audio)
+    with serving(env) as here:
+        imported = await everything(here.base_url, source.auth)
+    assert set(imported) == {r["sid"] for r in audio}
+
+
+def test_bad_arguments_are_refused_naming_them(env: dict[str, str]) -> None:
+    for args, named in (
+        (["--account-sid", "nope", "--auth-token", "x"], "--account-sid"),
+        (["--account-sid", mint("AC")], "--auth-token"),
+        (["--account-sid", mint("AC"), "--api-key", mint("SK")], "--api-secret"),
+        (["--account-sid", mint("AC"), "--auth-token", "x", "--room", "RM1"], "--room"),
+        (["--account-sid", mint("AC"), "--auth-token", "x", "--page-size", "0"], "--page-size"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "gateway", "import", "twilio", *args],
+            env={k: v for k, v in env.items() if not k.startswith("TWILIO_")},
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert named in done.stderr
+        assert "Traceback" not in done.stderr
