@@ -5,25 +5,30 @@ this service afterwards answering every stored SID with the same JSON and bytes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from gateway.models import Codec
 from gateway.sids import mint
 from tests.conftest import ADMIN_TOKEN, SIGNING_KEY, basic_auth
-from tests.processes import Served, ok, serving
+from tests.fault_proxy import FaultProxy, Faults
+from tests.integration.test_callbacks import eventually
+from tests.processes import Served, free_port, ok, serving
 
 ROOMS = (mint("RM"), mint("RM"))
 
@@ -271,3 +276,127 @@ def test_bad_arguments_are_refused_naming_them(env: dict[str, str]) -> None:
         assert done.returncode == 2, done.stderr
         assert named in done.stderr
         assert "Traceback" not in done.stderr
+
+
+@contextmanager
+def proxied(source: Source, faults: Faults) -> Iterator[tuple[Source, FaultProxy]]:
+    """The source behind a misbehaving proxy, in a thread of its own."""
+    proxy = FaultProxy(source.url, faults)
+    port = free_port()
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        runner = web.AppRunner(proxy.app(), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        ready.set()
+        await stop.wait()
+        await runner.cleanup()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    served = dataclasses.replace(source.served, base_url=f"http://127.0.0.1:{port}")
+    try:
+        yield dataclasses.replace(source, served=served), proxy
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()
+
+
+async def test_rate_limits_errors_and_cut_downloads_end_in_a_complete_import(
+    env: dict[str, str], source: Source, media_files: dict[Codec, Path]
+) -> None:
+    at_source = await everything(source.url, source.auth)
+    faults = Faults(rate_limited=2, server_errors=3, cuts=3)
+    with proxied(source, faults) as (behind, proxy):
+        status, summary = await asyncio.to_thread(run_import, env, behind)
+    assert status == 0, summary
+    assert (summary["imported"], summary["failed"]) == (len(at_source), [])
+    assert proxy.seen == {"429": 2, "500": 3, "cut": 3}
+    # Retry-After: 1 was waited for before listing again.
+    after_limit = [t for t in proxy.list_times if t > proxy.limited_at[-1]]
+    assert after_limit
+    assert after_limit[0] - proxy.limited_at[-1] >= 1.0
+    # Each cut download went on from where it broke, not from the start.
+    assert len(proxy.ranges) == 3
+    assert all(r.startswith("bytes=") and r != "bytes=0-" for r in proxy.ranges)
+    # The presigned-style link got no credentials.
+    assert proxy.authorized_media == 0
+    with serving(env) as here:
+        imported = await everything(here.base_url, source.auth)
+        for sid, recording in at_source.items():
+            assert without_urls(imported[sid]) == without_urls(recording)
+            assert await media_digest(here.base_url, source.auth, sid) == await media_digest(
+                source.url, source.auth, sid
+            )
+
+
+async def test_a_recording_that_keeps_failing_is_reported_and_the_run_goes_on(
+    env: dict[str, str], source: Source
+) -> None:
+    at_source = await everything(source.url, source.auth)
+    broken = next(iter(at_source))
+    with proxied(source, Faults(always_failing={broken})) as (behind, _):
+        status, summary = await asyncio.to_thread(run_import, env, behind)
+    assert status == 1
+    assert summary["imported"] == len(at_source) - 1
+    assert summary["failed"] == [{"sid": broken, "reason": f"{broken}: /Media answered HTTP 500"}]
+    with serving(env) as here:
+        async with ClientSession(headers=source.auth) as http:
+            async with http.get(f"{here.base_url}/v1/Recordings/{broken}") as response:
+                assert response.status == 404  # nothing half-imported
+    # Once the source is well again, a second run brings just that one.
+    status, again = await asyncio.to_thread(run_import, env, source)
+    assert (status, again["imported"], again["already_here"]) == (0, 1, len(at_source) - 1)
+
+
+async def test_a_source_that_is_down_fails_the_run_and_changes_nothing(
+    env: dict[str, str], source: Source
+) -> None:
+    down = dataclasses.replace(
+        source,
+        served=dataclasses.replace(source.served, base_url=f"http://127.0.0.1:{free_port()}"),
+    )
+    status, summary = await asyncio.to_thread(run_import, env, down, "--rate", "1000")
+    assert status == 1
+    assert summary["imported"] == 0
+    assert [entry["sid"] for entry in summary["failed"]] == ["(listing)"]
+    assert "did not answer" in summary["failed"][0]["reason"]
+
+
+async def test_an_import_killed_midway_and_run_again_converges(
+    env: dict[str, str], source: Source, tmp_path: Path
+) -> None:
+    at_source = await everything(source.url, source.auth)
+    with proxied(source, Faults(media_delay=0.2)) as (behind, proxy):
+        importing = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "import", "twilio", "--source-url", behind.url,
+            "--concurrency", "2",
+            env={**env, "TWILIO_ACCOUNT_SID": source.account_sid,
+                 "TWILIO_AUTH_TOKEN": source.auth_token},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            await eventually(lambda: proxy.media_sent >= 2, 60)  # some stored, two midway
+        finally:
+            importing.kill()
+            await importing.wait()
+    with serving(env) as here:
+        partly = await everything(here.base_url, source.auth)
+        assert len(partly) < len(at_source), "the kill came too late to test anything"
+        for sid in partly:  # what is here is whole
+            assert await media_digest(here.base_url, source.auth, sid) == await media_digest(
+                source.url, source.auth, sid
+            )
+    status, summary = await asyncio.to_thread(run_import, env, source)
+    assert status == 0, summary
+    assert summary["imported"] == len(at_source) - len(partly)
+    with serving(env) as here:
+        imported = await everything(here.base_url, source.auth)
+        assert {sid: without_urls(r) for sid, r in imported.items()} == {
+            sid: without_urls(r) for sid, r in at_source.items()
+        }
