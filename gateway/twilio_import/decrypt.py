@@ -22,6 +22,12 @@ class CannotDecrypt(GatewayError):
     """Encrypted media this run cannot read: no key given, or not the right one."""
 
 
+# RSA decryption with another key does not always fail outright: OpenSSL answers
+# PKCS#1 v1.5 padding errors with random bytes (implicit rejection), caught later as a
+# key of the wrong size or padding that does not check out.
+WRONG_KEY = "the media does not decrypt with --decrypt-key: it was encrypted for another key"
+
+
 def private_key(path: Path) -> RSAPrivateKey:
     """The account's RSA private key, PEM (PKCS#8 or PKCS#1), unencrypted."""
     try:
@@ -35,9 +41,12 @@ def private_key(path: Path) -> RSAPrivateKey:
 
 def content_key(key: RSAPrivateKey, wrapped: str) -> bytes:
     try:
-        return key.decrypt(base64.b64decode(wrapped, validate=True), rsa_padding.PKCS1v15())
+        secret = key.decrypt(base64.b64decode(wrapped, validate=True), rsa_padding.PKCS1v15())
     except (ValueError, binascii.Error):
-        raise CannotDecrypt("encrypted with another public key than --decrypt-key's") from None
+        raise CannotDecrypt(WRONG_KEY) from None
+    if len(secret) * 8 not in algorithms.AES.key_sizes:
+        raise CannotDecrypt(WRONG_KEY)
+    return secret
 
 
 async def decrypted(
@@ -47,8 +56,8 @@ async def decrypted(
     secret = content_key(key, wrapped)
     try:
         decryptor = Cipher(algorithms.AES(secret), modes.CBC(base64.b64decode(iv))).decryptor()
-    except ValueError:
-        raise CannotDecrypt("the stored content key or IV is not AES's") from None
+    except (ValueError, binascii.Error):
+        raise CannotDecrypt("the stored IV is not AES-CBC's") from None
     unpadder = padding.PKCS7(algorithms.AES.block_size).unpadder()
     async for chunk in chunks:
         if plain := unpadder.update(decryptor.update(chunk)):
@@ -56,6 +65,6 @@ async def decrypted(
     try:
         last = unpadder.update(decryptor.finalize()) + unpadder.finalize()
     except ValueError:
-        raise CannotDecrypt("the media does not decrypt with that key") from None
+        raise CannotDecrypt(WRONG_KEY) from None
     if last:
         yield last

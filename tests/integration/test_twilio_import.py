@@ -20,6 +20,9 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
@@ -29,6 +32,7 @@ from tests.conftest import ADMIN_TOKEN, SIGNING_KEY, basic_auth
 from tests.fault_proxy import FaultProxy, Faults
 from tests.integration.test_callbacks import eventually
 from tests.processes import Served, free_port, ok, serving
+from tests.twilio_standin import TwilioStandIn, encrypt
 
 ROOMS = (mint("RM"), mint("RM"))
 
@@ -400,3 +404,76 @@ async def test_an_import_killed_midway_and_run_again_converges(
         assert {sid: without_urls(r) for sid, r in imported.items()} == {
             sid: without_urls(r) for sid, r in at_source.items()
         }
+
+
+@pytest.fixture(scope="module")
+def rsa_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The account's key pair (Twilio keeps the public key), and another one."""
+    folder = tmp_path_factory.mktemp("keys")
+    found: dict[str, Any] = {}
+    for name in ("right", "wrong"):
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        (folder / f"{name}.pem").write_bytes(pem)
+        found[name] = (key, folder / f"{name}.pem")
+    return found
+
+
+async def import_from(url: str, account: str, token: str, env: dict[str, str], *args: str
+                      ) -> tuple[int, dict[str, Any], str]:  # fmt: skip
+    importing = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "import", "twilio", "--source-url", url, *args,
+        env={**env, "TWILIO_ACCOUNT_SID": account, "TWILIO_AUTH_TOKEN": token},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(importing.communicate(), 120)
+    assert importing.returncode is not None
+    return importing.returncode, json.loads(out), err.decode()
+
+
+@pytest.mark.parametrize("key", ["right", "wrong", None])
+async def test_media_twilio_encrypted_with_a_customer_key(
+    env: dict[str, str],
+    media_files: dict[Codec, Path],
+    rsa_keys: dict[str, Any],
+    key: str | None,
+) -> None:
+    plaintext = await asyncio.to_thread(media_files[Codec.OPUS].read_bytes)
+    account, token = mint("AC"), "f" * 32
+    standin = TwilioStandIn(account, token, encrypt(plaintext, rsa_keys["right"][0].public_key()))
+    args = ["--decrypt-key", str(rsa_keys[key][1])] if key else []
+    async with TestServer(standin.app(), host="127.0.0.1") as server:
+        url = str(server.make_url("")).rstrip("/")
+        status, summary, err = await import_from(url, account, token, env, *args)
+        expected = standin.recording(url)
+    assert token not in err
+    assert standin.credentials_sent_to_s3 == 0
+    if key == "right":
+        assert (status, summary["imported"], summary["failed"]) == (0, 1, [])
+    else:
+        assert status == 1
+        assert summary["imported"] == 0
+        (failure,) = summary["failed"]
+        assert failure["sid"] == standin.sid
+        what = "pass --decrypt-key" if key is None else "encrypted for another key"
+        assert what in failure["reason"], failure
+        if not env["GATEWAY_STORAGE_URL"].startswith("s3://"):  # no bytes of it stored
+            stored = Path(env["GATEWAY_STORAGE_URL"])
+            assert [p for p in stored.rglob("*") if p.is_file()] == []
+    auth = basic_auth(account, token)
+    with serving(env) as here:
+        async with ClientSession(headers=auth) as http:
+            async with http.get(f"{here.base_url}/v1/Recordings/{standin.sid}") as response:
+                if key != "right":
+                    # Nothing stored for it: not the recording (and the account only as
+                    # the credential's).
+                    assert response.status == 404
+                    return
+                imported = await response.json()
+        assert without_urls(imported) == {**without_urls(expected), "size": len(plaintext)}
+        digest = await media_digest(here.base_url, auth, standin.sid)
+    assert digest == hashlib.sha256(plaintext).hexdigest()
