@@ -406,6 +406,10 @@ async def test_an_import_killed_midway_and_run_again_converges(
         }
 
 
+def files_under(folder: Path) -> list[Path]:
+    return [path for path in folder.rglob("*") if path.is_file()]
+
+
 @pytest.fixture(scope="module")
 def rsa_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The account's key pair (Twilio keeps the public key), and another one."""
@@ -462,8 +466,7 @@ async def test_media_twilio_encrypted_with_a_customer_key(
         what = "pass --decrypt-key" if key is None else "encrypted for another key"
         assert what in failure["reason"], failure
         if not env["GATEWAY_STORAGE_URL"].startswith("s3://"):  # no bytes of it stored
-            stored = Path(env["GATEWAY_STORAGE_URL"])
-            assert [p for p in stored.rglob("*") if p.is_file()] == []
+            assert await asyncio.to_thread(files_under, Path(env["GATEWAY_STORAGE_URL"])) == []
     auth = basic_auth(account, token)
     with serving(env) as here:
         async with ClientSession(headers=auth) as http:
