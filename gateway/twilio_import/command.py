@@ -17,7 +17,7 @@ from gateway.config import Settings
 from gateway.errors import InvalidParameter
 from gateway.models import MediaType, Status
 from gateway.twilio_import.decrypt import private_key
-from gateway.twilio_import.importer import Importer, Summary
+from gateway.twilio_import.importer import Importer, Progress, Summary
 from gateway.twilio_import.source import (
     DEFAULT_SOURCE,
     Credentials,
@@ -108,18 +108,39 @@ async def run(settings: Settings, args: argparse.Namespace) -> Summary:
     source = Source(
         args.source_url, credentials(args), Politeness(rate=args.rate, page_size=args.page_size)
     )
-    bar = tqdm(unit=" recordings", disable=not sys.stderr.isatty(), dynamic_ncols=True)
-
-    def progress(recordings: int, sent: int) -> None:
-        bar.update(recordings - bar.n)
-        bar.set_postfix_str(f"{sent / 2**20:,.1f} MiB", refresh=False)
-
+    bar = _Bar()
     try:
         async with metadata(settings) as store, media(settings) as storage:
             importer = Importer(source, store, storage, dry_run=args.dry_run,
                                 concurrency=args.concurrency, decrypt_key=key,
-                                progress=progress)  # fmt: skip
+                                progress=bar)  # fmt: skip
             return await importer.run(filters)
     finally:
         bar.close()
         await source.aclose()
+
+
+class _Bar(Progress):
+    """On a terminal: media bytes with their rate and ETA, and recordings done."""
+
+    def __init__(self) -> None:
+        self._bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, dynamic_ncols=True,
+                         disable=not sys.stderr.isatty())  # fmt: skip
+        self._recordings, self._done = 0, 0
+
+    def planned(self, recordings: int, media_bytes: int) -> None:
+        self._recordings = recordings
+        self._bar.reset(total=media_bytes)
+        self._show()
+
+    def advanced(self, recordings: int, media_bytes: int) -> None:
+        self._done += recordings
+        if recordings:
+            self._show()
+        self._bar.update(media_bytes)
+
+    def _show(self) -> None:
+        self._bar.set_description_str(f"{self._done}/{self._recordings} recordings", refresh=False)
+
+    def close(self) -> None:
+        self._bar.close()

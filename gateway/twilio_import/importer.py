@@ -59,6 +59,17 @@ class Summary:
         }
 
 
+class Progress:
+    """What a run reports as it goes (a progress bar, or nothing): the totals once the
+    list is read, then each recording done and each piece of media as it arrives."""
+
+    def planned(self, recordings: int, media_bytes: int) -> None:
+        pass
+
+    def advanced(self, recordings: int, media_bytes: int) -> None:
+        pass
+
+
 @dataclass
 class Importer:
     source: Source
@@ -67,39 +78,41 @@ class Importer:
     dry_run: bool = False
     concurrency: int = 4
     decrypt_key: RSAPrivateKey | None = None
-    # Called with (recordings done, bytes done) as the run goes.
-    progress: Callable[[int, int], None] = lambda recordings, media: None
+    progress: Progress = field(default_factory=Progress)
     now: Callable[[], float] = time.time
 
     async def run(self, filters: dict[str, Any]) -> Summary:
         summary = Summary(self.dry_run)
-        if not self.dry_run:
-            await self._ensure_account()
-        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.concurrency * 2)
-        done = [0]
-
-        async def work() -> None:
-            while (found := await queue.get()) is not None:
-                try:
-                    await self._one(found, summary)
-                except (GatewayError, OSError) as exc:
-                    summary.failed.append({"sid": found.sid, "reason": _reason(exc)})
-                except Exception as exc:  # one recording's surprise must not end the run
-                    log.exception("importing %s failed", found.sid)
-                    summary.failed.append({"sid": found.sid, "reason": _reason(exc)})
-                done[0] += 1
-                self.progress(done[0], summary.bytes)
-
-        workers = [asyncio.create_task(work()) for _ in range(self.concurrency)]
+        # The whole list first, so progress has a total and an ETA; a recording's
+        # metadata is a few hundred bytes, so even a large archive's list is small.
+        listed: list[Recording] = []
         try:
             async for found in self._walk(filters):
-                await queue.put(found)
+                try:
+                    listed.append(self._recording(found))
+                except (SourceError, ValueError) as exc:
+                    summary.failed.append({"sid": str(found.sid), "reason": _reason(exc)})
         except SourceError as exc:
             summary.failed.append({"sid": "(listing)", "reason": exc.message})
-        finally:
-            for _ in workers:
-                await queue.put(None)
-            await asyncio.gather(*workers)
+            return summary
+        wanted = [r for r in listed if r.status is Status.COMPLETED]
+        self.progress.planned(len(listed), sum(r.size for r in wanted))
+        if not self.dry_run:
+            await self._ensure_account()
+        pending = iter(listed)
+
+        async def work() -> None:
+            for recording in pending:  # shared: each worker takes the next one
+                try:
+                    await self._one(recording, summary)
+                except (GatewayError, OSError) as exc:
+                    summary.failed.append({"sid": recording.sid, "reason": _reason(exc)})
+                except Exception as exc:  # one recording's surprise must not end the run
+                    log.exception("importing %s failed", recording.sid)
+                    summary.failed.append({"sid": recording.sid, "reason": _reason(exc)})
+                self.progress.advanced(1, 0)
+
+        await asyncio.gather(*(work() for _ in range(self.concurrency)))
         return summary
 
     async def _walk(self, filters: dict[str, Any]) -> AsyncIterator[Any]:
@@ -120,32 +133,31 @@ class Importer:
         account = Account(credentials.account_sid, "Imported from Twilio", token, self._utcnow())
         await self.store.add_account(account)
 
-    async def _one(self, found: Any, summary: Summary) -> None:
-        sid = found.sid
-        if found.status == "processing":
-            summary.skipped.append({"sid": sid, "reason": "still processing at the source"})
+    async def _one(self, listed: Recording, summary: Summary) -> None:
+        if listed.status is Status.PROCESSING:
+            summary.skipped.append({"sid": listed.sid, "reason": "still processing at the source"})
             return
-        here = await self.store.get_recording(sid)
+        here = await self.store.get_recording(listed.sid)
         if here is not None:
-            await self._again(found, here, summary)
+            await self._again(listed, here, summary)
             return
-        if found.status != "completed":
+        if listed.status is not Status.COMPLETED:
             if not self.dry_run:
-                await self.store.add_recording(self._recording(found))
+                await self.store.add_recording(listed)
             summary.metadata_only += 1
             return
         if self.dry_run:
             summary.imported += 1
-            summary.bytes += found.size or 0
+            summary.bytes += listed.size
             return
-        recording = await self._with_media(self._recording(found))
+        recording = await self._with_media(listed)
         await self.store.add_recording(recording)
         summary.imported += 1
         summary.bytes += recording.size
 
-    async def _again(self, found: Any, here: Recording, summary: Summary) -> None:
+    async def _again(self, listed: Recording, here: Recording, summary: Summary) -> None:
         """A recording an earlier run brought: deleted here if it was at the source."""
-        if found.status == "deleted" and here.status is not Status.DELETED:
+        if listed.status is Status.DELETED and here.status is not Status.DELETED:
             if not self.dry_run:
                 deleted = await self.store.mark_deleted(here.sid, self._utcnow())
                 if deleted is not None:
@@ -155,6 +167,8 @@ class Importer:
         summary.already_here += 1
 
     def _recording(self, found: Any) -> Recording:
+        """The source's recording as it is to be kept here; ValueError for what this
+        service cannot keep (a codec or type it does not know)."""
         grouping = found.grouping_sids or {}
         created = found.date_created
         if not isinstance(created, datetime):
@@ -188,7 +202,7 @@ class Importer:
         key += recording.container_format.value
 
         async def plaintext() -> AsyncIterator[bytes]:
-            pieces = media.chunks()
+            pieces = _counted(media.chunks(), self.progress)
             first = await anext(pieces, b"")
             if media.encryption is None:
                 yield first
@@ -219,6 +233,12 @@ class Importer:
 
     def _utcnow(self) -> datetime:
         return datetime.fromtimestamp(self.now(), UTC)
+
+
+async def _counted(pieces: AsyncIterator[bytes], progress: Progress) -> AsyncIterator[bytes]:
+    async for piece in pieces:
+        progress.advanced(0, len(piece))
+        yield piece
 
 
 async def _chained(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
+import pty
+import re
+import struct
 import subprocess
 import sys
+import termios
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -480,3 +485,37 @@ async def test_media_twilio_encrypted_with_a_customer_key(
         assert without_urls(imported) == {**without_urls(expected), "size": len(plaintext)}
         digest = await media_digest(here.base_url, auth, standin.sid)
     assert digest == hashlib.sha256(plaintext).hexdigest()
+
+
+def test_on_a_terminal_a_bar_shows_recordings_and_bytes_with_rate_and_eta(
+    env: dict[str, str], source: Source
+) -> None:
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "gateway", "import", "twilio", "--source-url", source.url],
+            env={**env, "TWILIO_ACCOUNT_SID": source.account_sid,
+                 "TWILIO_AUTH_TOKEN": source.auth_token},
+            stdout=subprocess.PIPE, stderr=terminal, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        os.close(terminal)
+        shown = b""
+        while True:
+            try:
+                piece = os.read(controller, 65536)
+            except OSError:  # the terminal's other end is closed: all is read
+                break
+            if not piece:
+                break
+            shown += piece
+    finally:
+        os.close(controller)
+    assert done.returncode == 0
+    summary = json.loads(done.stdout)  # stdout stays one JSON document
+    last = shown.decode().replace("\r", "\n").strip().splitlines()[-1]
+    total = summary["imported"]
+    # tqdm's "{n}/{total} recordings: 100%|…| 84.0k/84.0k [00:01<00:00, 60.1kB/s]"
+    assert re.search(rf"{total}/{total} recordings: 100%", last), last
+    assert re.search(r"\[\d\d:\d\d<\d\d:\d\d, +[\d.]+\w?B/s\]", last), last
+    assert source.auth_token not in shown.decode()
