@@ -519,3 +519,30 @@ def test_on_a_terminal_a_bar_shows_recordings_and_bytes_with_rate_and_eta(
     assert re.search(rf"{total}/{total} recordings: 100%", last), last
     assert re.search(r"\[\d\d:\d\d<\d\d:\d\d, +[\d.]+\w?B/s\]", last), last
     assert source.auth_token not in shown.decode()
+
+
+async def test_with_an_api_key_the_account_comes_without_its_token(
+    env: dict[str, str], source: Source, media_files: dict[Codec, Path]
+) -> None:
+    key = ok(source.env, "keys", "create", "--account", source.account_sid)
+    done = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "import", "twilio", "--source-url", source.url,
+        "--account-sid", source.account_sid, "--api-key", key["sid"],
+        "--api-secret", key["secret"],
+        env={k: v for k, v in env.items() if not k.startswith("TWILIO_")},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await done.communicate()
+    assert done.returncode == 0, err
+    assert key["secret"] not in (out + err).decode()
+    assert json.loads(out)["imported"] == 2 * len(media_files)
+    made_here = ok(env, "keys", "create", "--account", source.account_sid)
+    with serving(env) as here:
+        async with ClientSession() as http:
+            url = f"{here.base_url}/v1/Recordings"
+            async with http.get(url, headers=source.auth) as response:
+                assert response.status == 401  # the token stayed at the source
+            auth = basic_auth(made_here["sid"], made_here["secret"])
+            async with http.get(url, headers=auth) as response:
+                assert response.status == 200
+                assert len((await response.json())["recordings"]) == 2 * len(media_files)
