@@ -9,6 +9,7 @@ any failure converges to what one uninterrupted run gives."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import time
@@ -47,16 +48,7 @@ class Summary:
     failed: list[dict[str, str]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "dry_run": self.dry_run,
-            "imported": self.imported,
-            "metadata_only": self.metadata_only,
-            "already_here": self.already_here,
-            "deleted_here": self.deleted_here,
-            "bytes": self.bytes,
-            "skipped": self.skipped,
-            "failed": self.failed,
-        }
+        return dataclasses.asdict(self)
 
 
 class Progress:
