@@ -20,6 +20,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +204,8 @@ async def test_an_archive_comes_over_with_the_same_sids_json_and_bytes(
             {"grouping_sid": [some["grouping_sids"]["participant_sid"]]},
             {"source_sid": some["source_sid"]},
             {"media_type": "audio"},
+            {"date_created_after": datetime(2020, 1, 1, tzinfo=UTC)},
+            {"date_created_before": datetime(2020, 1, 1, tzinfo=UTC)},
         ):
             there, here_listed = [
                 {r.sid for r in await listing.list_async(**filters)} for listing in clients
