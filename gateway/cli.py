@@ -35,6 +35,8 @@ from gateway.janitor import sweep
 from gateway.models import Codec, MediaType, RecordingFilter, Status
 from gateway.recordings import Recordings
 from gateway.signing import signing_keys
+from gateway.twilio_import import command as twilio_import
+from gateway.twilio_import.importer import Summary
 
 PROGRESS_FROM: Final = 8 * 1024 * 1024  # bytes
 
@@ -99,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--track-name", metavar="NAME")
     ingest.add_argument("--offset", type=int, default=0, metavar="MS")
     ingest.add_argument("--codec", type=Codec, choices=list(Codec), metavar="C")
+
+    twilio_import.add_parser(commands)
     return parser
 
 
@@ -112,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, GatewayError, OSError) as error:
         print(f"gateway: {error}", file=sys.stderr)
         return 2
+    if isinstance(result, Summary):  # an import: done only if nothing failed
+        _print(result.as_json())
+        return 1 if result.failed else 0
     if result is not None:
         _print(result)
     return 0
@@ -234,6 +241,7 @@ async def _ingest(settings: Settings, args: argparse.Namespace) -> dict[str, Any
 
 
 _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, Any]]] = {
+    "import": twilio_import.run,
     "migrate": _migrate,
     "purge": _purge,
     "recordings": _delete_recordings,

@@ -128,7 +128,7 @@ class Ingestion:
             raise
         # Probed already, from the very bytes just stored: no need to read them back.
         return await self._end(
-            uploaded, Status.COMPLETED, duration=found.duration, media_etag=_etag(uploaded)
+            uploaded, Status.COMPLETED, duration=found.duration, media_etag=media_etag(uploaded)
         )
 
     async def upload(self, sid: str, chunks: AsyncIterable[bytes]) -> Recording:
@@ -166,7 +166,7 @@ class Ingestion:
         except MediaRejected as rejected:
             return await self._end(before, Status.FAILED, failure_reason=rejected.message)
         return await self._end(
-            before, Status.COMPLETED, duration=found.duration, media_etag=_etag(before)
+            before, Status.COMPLETED, duration=found.duration, media_etag=media_etag(before)
         )
 
     async def fail(self, sid: str, reason: str) -> Recording:
@@ -209,7 +209,7 @@ def _check(declared: Recording, found: Probe) -> None:
             raise MediaRejected(f"declared {name} {said} but the media holds {is_}")
 
 
-def _etag(uploaded: Recording) -> str:
+def media_etag(uploaded: Recording) -> str:
     # Each upload has a key of its own and what is stored under a key never changes,
     # so the key names the bytes as well as a hash of them would, at no cost.
     return f'"{hashlib.sha256((uploaded.media_key or "").encode()).hexdigest()[:32]}"'

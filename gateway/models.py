@@ -73,6 +73,8 @@ class Recording:
     media_etag: str | None = None
     # Why a recording failed, for operators; not part of Twilio's representation.
     failure_reason: str | None = None
+    # Set only on recordings imported from Twilio that had one (External S3 storage).
+    media_external_location: str | None = None
 
     @property
     def grouping_sids(self) -> dict[str, str]:

@@ -50,7 +50,7 @@ def recording_json(base: str, recording: Recording, room_sid: str | None = None)
         "grouping_sids": recording.grouping_sids,
         "track_name": recording.track_name,
         "offset": recording.offset,
-        "media_external_location": None,
+        "media_external_location": recording.media_external_location,
         "links": {"media": f"{url}/Media"},
     }
     if room_sid is None:

@@ -84,6 +84,7 @@ def may_import_aiohttp(module: str) -> bool:
         "gateway.cli",
         "gateway.media.send",
         "gateway.callbacks.delivery",  # the gateway as a client of callback receivers
+        "gateway.twilio_import.source",  # ... and of the service an import reads from
     }
 
 
@@ -92,6 +93,7 @@ def may_import_aiohttp(module: str) -> bool:
     [
         ("aiobotocore", {"gateway.storage.s3"}),
         ("asyncpg", {"gateway.store.postgres"}),
+        ("twilio", {"gateway.twilio_import.source"}),
     ],
 )
 def test_backend_library_is_imported_only_by_its_adapter(library: str, allowed: set[str]) -> None:
