@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 from aiohttp import web
 
@@ -68,6 +69,18 @@ async def _sweep_now_and_then(
             log.exception("janitor sweep failed; the next one will try again")
 
 
+@contextlib.asynccontextmanager
+async def _in_background(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """`work` runs as a task while the block does, and is cancelled as it ends."""
+    task = asyncio.create_task(work)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def create_app(
     settings: Settings,
     signing_keys: tuple[str, ...],
@@ -123,19 +136,13 @@ def create_app(
         if not metrics.enabled:
             yield
             return
-        task = asyncio.create_task(metrics.flush_now_and_then())
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        async with _in_background(metrics.flush_now_and_then()):
+            yield
 
     async def janitor(app: web.Application) -> AsyncIterator[None]:
         sweeping = _sweep_now_and_then(app[STORE], app[STORAGE], settings, now, metrics)
-        task = asyncio.create_task(sweeping)
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        async with _in_background(sweeping):
+            yield
 
     app.cleanup_ctx.extend([counting, backends, use_cases, janitor])
     add_routes(app, settings)
