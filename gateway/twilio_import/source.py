@@ -8,6 +8,7 @@ connections retried with exponential backoff and jitter a bounded number of time
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
@@ -17,6 +18,7 @@ from datetime import datetime
 from typing import Any, Final
 
 import aiohttp
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
@@ -142,9 +144,12 @@ class Source:
     async def recordings(self, **filters: Any) -> AsyncIterator[Any]:
         """Every recording the filters select, page after page (RecordingInstance)."""
         listing = self._client.video.v1.recordings
-        pages = await listing.stream_async(page_size=self._politeness.page_size, **filters)
-        async for recording in pages:
-            yield recording
+        try:
+            pages = await listing.stream_async(page_size=self._politeness.page_size, **filters)
+            async for recording in pages:
+                yield recording
+        except TwilioException as refused:  # after every retry, or not retryable
+            raise SourceError(f"listing recordings: {_refusal(refused)}") from None
 
     async def media_link(self, sid: str) -> str:
         """Where /Media redirects: Twilio's presigned URL, or another gateway's link."""
@@ -230,6 +235,21 @@ class Media:
                 raise SourceError(f"{self.sid}: the download kept failing at {received} bytes")
             self.resumed += 1
             await asyncio.sleep(_wait_before(attempt, politeness, retry_after))
+
+
+def _refusal(exc: TwilioException) -> str:
+    """What the source answered, from the helper library's two ways of saying it."""
+    if isinstance(exc, TwilioRestException):
+        return f"HTTP {exc.status}: {exc.msg}"
+    response = exc.args[1] if len(exc.args) > 1 else None  # a page it could not fetch
+    status = getattr(response, "status_code", None)
+    if status is None:
+        return str(exc.args[0] if exc.args else exc)
+    try:
+        message = json.loads(response.text).get("message", "")  # type: ignore[union-attr]
+    except (ValueError, AttributeError):
+        message = ""
+    return f"HTTP {status}: {message}" if message else f"HTTP {status}"
 
 
 def _total(response: aiohttp.ClientResponse) -> int | None:

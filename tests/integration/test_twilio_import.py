@@ -549,3 +549,14 @@ async def test_with_an_api_key_the_account_comes_without_its_token(
             async with http.get(url, headers=auth) as response:
                 assert response.status == 200
                 assert len((await response.json())["recordings"]) == 2 * len(media_files)
+
+
+async def test_credentials_the_source_refuses_end_the_run_with_its_answer(
+    env: dict[str, str], source: Source
+) -> None:
+    refused = dataclasses.replace(source, auth_token="0" * 32)
+    status, summary = await asyncio.to_thread(run_import, env, refused)
+    assert status == 1
+    assert summary["imported"] == 0
+    assert summary["failed"] == [{"sid": "(listing)", "reason": summary["failed"][0]["reason"]}]
+    assert "HTTP 401" in summary["failed"][0]["reason"]
