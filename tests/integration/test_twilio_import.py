@@ -558,5 +558,6 @@ async def test_credentials_the_source_refuses_end_the_run_with_its_answer(
     status, summary = await asyncio.to_thread(run_import, env, refused)
     assert status == 1
     assert summary["imported"] == 0
-    assert summary["failed"] == [{"sid": "(listing)", "reason": summary["failed"][0]["reason"]}]
-    assert "HTTP 401" in summary["failed"][0]["reason"]
+    (failure,) = summary["failed"]
+    assert failure["sid"] == "(listing)"
+    assert failure["reason"].startswith("listing recordings: HTTP 401: Authentication Error")
