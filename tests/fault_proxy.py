@@ -37,6 +37,7 @@ class FaultProxy:
         self.ranges: list[str] = []
         self.authorized_media = 0  # media downloads that carried credentials
         self.media_sent = 0  # media downloads sent whole
+        self.media_streaming = 0  # slow media downloads under way
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -96,9 +97,13 @@ class FaultProxy:
                     request.transport.abort()  # the client sees a short body
                     return answer
                 if self.faults.media_delay and request.path.startswith("/media/"):
-                    for start in range(0, len(body), 16384):
-                        await answer.write(body[start : start + 16384])
-                        await asyncio.sleep(self.faults.media_delay)
+                    self.media_streaming += 1
+                    try:
+                        for start in range(0, len(body), 16384):
+                            await answer.write(body[start : start + 16384])
+                            await asyncio.sleep(self.faults.media_delay)
+                    finally:
+                        self.media_streaming -= 1
                 else:
                     await answer.write(body)
                 await answer.write_eof()

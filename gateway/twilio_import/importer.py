@@ -190,8 +190,11 @@ class Importer:
     async def _with_media(self, recording: Recording) -> Recording:
         """Store the media, probe it, and only then hand back the recording naming it."""
         media = await self.source.media(recording.sid)
-        key = f"{recording.account_sid}/{recording.sid}/{secrets.token_hex(8)}."
-        key += recording.container_format.value
+        folder = f"{recording.account_sid}/{recording.sid}/"
+        # A run killed midway left this recording's half-written file or multipart
+        # upload here: gone before this one starts, as a recorder's second upload does.
+        await self.storage.discard_unfinished(folder)
+        key = f"{folder}{secrets.token_hex(8)}.{recording.container_format.value}"
 
         async def plaintext() -> AsyncIterator[bytes]:
             pieces = _counted(media.chunks(), self.progress)
