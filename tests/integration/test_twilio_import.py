@@ -546,8 +546,9 @@ async def test_with_an_api_key_the_account_comes_without_its_token(
     key = ok(source.env, "keys", "create", "--account", source.account_sid)
     done = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", "import", "twilio", "--source-url", source.url,
+        # With "=": a secret may begin with "-", which argparse would take for an option.
         "--account-sid", source.account_sid, "--api-key", key["sid"],
-        "--api-secret", key["secret"],
+        f"--api-secret={key['secret']}",
         env={k: v for k, v in env.items() if not k.startswith("TWILIO_")},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
