@@ -162,8 +162,12 @@ class Source:
             try:
                 async with self._media.get(url, auth=auth, allow_redirects=False) as response:
                     if response.status in (301, 302, 303, 307, 308):
-                        body = await response.json(content_type=None)
-                        link = body.get("redirect_to") or response.headers.get("Location")
+                        try:
+                            body = await response.json(content_type=None)
+                        except ValueError:  # no JSON body: the Location header says it
+                            body = None
+                        named = body.get("redirect_to") if isinstance(body, dict) else None
+                        link = named or response.headers.get("Location")
                         if not isinstance(link, str):
                             raise SourceError(f"{sid}: /Media gave no redirect_to")
                         return link
