@@ -24,6 +24,7 @@ from gateway.models import Account, Codec, Recording
 from gateway.recordings import Recordings
 from gateway.sids import mint
 from tests.backends import postgres_dsn, postgres_url, s3_bucket, s3_endpoint
+from tests.in_process import GatewayTestServer
 from tests.media import make_recordings
 
 __all__ = ["postgres_dsn", "postgres_url", "s3_bucket", "s3_endpoint"]  # fixtures
@@ -127,7 +128,7 @@ def app(settings: Settings, clock: Clock) -> web.Application:
 
 @pytest.fixture
 async def server(app: web.Application) -> AsyncIterator[TestServer]:
-    async with TestServer(app, host="127.0.0.1") as test_server:
+    async with GatewayTestServer(app, host="127.0.0.1") as test_server:
         yield test_server
 
 

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Final
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from gateway.api.forwarded import (
-    REQUEST_ID_HEADER,
-    client,
-    new_request_id,
-    request_id,
-    trusted,
-)
+from gateway.api.forwarded import REQUEST_ID_HEADER, identify
 from gateway.api.keys import CLIENT, CORS_HEADERS, REQUEST_ID, ROUTE
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound, TooLarge
 from gateway.hosts import Network
@@ -27,14 +22,18 @@ log = logging.getLogger(__name__)
 MORE_INFO: Final = "https://www.twilio.com/docs/errors/{code}"
 
 
-def error_response(error: GatewayError) -> web.Response:
+def error_body(error: GatewayError) -> str:
     body = {
         "code": error.code,
         "message": error.message,
         "more_info": MORE_INFO.format(code=error.code),
         "status": error.status,
     }
-    return web.json_response(body, status=error.status, headers=error.headers)
+    return json.dumps(body)
+
+
+def error_response(error: GatewayError) -> web.Response:
+    return web.json_response(text=error_body(error), status=error.status, headers=error.headers)
 
 
 def from_http(request: web.BaseRequest, exc: web.HTTPException) -> GatewayError:
@@ -61,11 +60,9 @@ def every_answer(proxies: tuple[Network, ...], metrics: Metrics) -> Middleware:
 
     @web.middleware
     async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if proxies and trusted(peer := request.remote, proxies):
-            request[CLIENT] = client(peer, request.headers, proxies)
-            ident = request_id(request.headers.get(REQUEST_ID_HEADER))
-        else:
-            ident = new_request_id()
+        forwarded_for, ident = identify(request.remote, request.headers, proxies)
+        if forwarded_for is not None:
+            request[CLIENT] = forwarded_for
         request[REQUEST_ID] = ident
         # Not reset after the request: the connection's next request sets its own, and
         # lines written as this one finishes still belong to it.

@@ -60,6 +60,16 @@ def origin(headers: Mapping[str, str]) -> tuple[str | None, str | None]:
     return proto, host
 
 
+def identify(
+    peer: str | None, headers: Mapping[str, str], proxies: tuple[Network, ...]
+) -> tuple[str | None, str]:
+    """The client's address a trusted proxy names (None: the peer is the client), and
+    the request's id."""
+    if proxies and trusted(peer, proxies):
+        return client(peer, headers, proxies), request_id(headers.get(REQUEST_ID_HEADER))
+    return None, new_request_id()
+
+
 def request_id(given: str | None) -> str:
     """The id a trusted proxy gave the request, or a new one if it gave none fit for a
     log line."""

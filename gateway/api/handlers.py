@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 
 from aiohttp import hdrs, web
 
@@ -11,21 +12,27 @@ from gateway.api.forwarded import origin, trusted
 from gateway.api.keys import ACCOUNT_SID, MEDIA_LINKS, RECORDINGS, SETTINGS
 from gateway.api.query import parse_list, parse_media_link
 from gateway.api.serialize import list_json, recording_json, redirect_json
+from gateway.config import Settings
 from gateway.errors import InvalidParameter, NotFound
 from gateway.hosts import listed, parse_host
 
 
 def base_url(request: web.Request) -> str:
+    return base_url_of(request.app[SETTINGS], request.scheme, request.headers, request.remote)
+
+
+def base_url_of(
+    settings: Settings, scheme: str, headers: Mapping[str, str], peer: str | None
+) -> str:
     """GATEWAY_PUBLIC_URL, or the request's own origin if its Host is allowed: a Host
     naming another site would put that site into `Location`, `redirect_to` and every
     `url`, for any cache or proxy in between to hand to other clients."""
-    settings = request.app[SETTINGS]
     if settings.public_url is not None:
         return settings.public_url
-    scheme, host = request.scheme, request.headers.get(hdrs.HOST, "")
-    if settings.trusted_proxies and trusted(request.remote, settings.trusted_proxies):
+    host = headers.get(hdrs.HOST, "")
+    if settings.trusted_proxies and trusted(peer, settings.trusted_proxies):
         # What the client asked the proxy for, still held to GATEWAY_ALLOWED_HOSTS.
-        proto, forwarded_host = origin(request.headers)
+        proto, forwarded_host = origin(headers)
         scheme = proto if proto in ("http", "https") else scheme
         host = forwarded_host or host
     return _origin(scheme, host, settings.allowed_hosts)

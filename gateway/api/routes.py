@@ -45,23 +45,10 @@ def add_routes(app: web.Application, settings: Settings) -> None:
         ],
     )
     # The link is the credential: what players and browsers follow.
-    media = Cors(
-        settings.cors_origins,
-        methods=("GET", "HEAD"),
-        request_headers=CONDITIONAL_HEADERS,
-        exposed=("Accept-Ranges", "Content-Disposition", "Content-Length", "Content-Range", "ETag"),
-    )
-    _add(app, None, "", [web.get("/media/{token}", download_media)], media)
+    _add(app, None, "", [web.get("/media/{token}", download_media)], media_cors(settings))
 
     # HTTP Basic as one account (AccountSid:AuthToken or ApiKeySid:Secret): applications.
-    api = None
-    if settings.api_cors_origins != ():
-        api = Cors(
-            settings.api_cors_origins,
-            methods=("GET", "HEAD", "DELETE"),
-            request_headers=("Authorization", *CONDITIONAL_HEADERS),
-            exposed=("Location",),
-        )
+    api = api_cors(settings)
     _add(
         app,
         basic_auth,
@@ -94,6 +81,26 @@ def add_routes(app: web.Application, settings: Settings) -> None:
                 web.post("/Recordings/{sid}/Fail", fail_recording),
             ],
         )
+
+
+def media_cors(settings: Settings) -> Cors:
+    return Cors(
+        settings.cors_origins,
+        methods=("GET", "HEAD"),
+        request_headers=CONDITIONAL_HEADERS,
+        exposed=("Accept-Ranges", "Content-Disposition", "Content-Length", "Content-Range", "ETag"),
+    )
+
+
+def api_cors(settings: Settings) -> Cors | None:
+    if settings.api_cors_origins == ():
+        return None
+    return Cors(
+        settings.api_cors_origins,
+        methods=("GET", "HEAD", "DELETE"),
+        request_headers=("Authorization", *CONDITIONAL_HEADERS),
+        exposed=("Location",),
+    )
 
 
 def _add(

@@ -8,8 +8,10 @@ the application that an edge server must do itself.
   from its first byte (or from the connection's start): a client trickling headers
   holds a connection for that long, not for ever. Bodies and downloads are not bounded.
 
+Each connection begins in the fast lane (`fast_lane.py`), which answers the hot path's
+two routes itself and hands every other request, with its connection, to aiohttp.
 aiohttp has no hook for its protocol class, so `GatewayRunner` builds the server with
-the one below; the rest is aiohttp's own.
+the ones below; the rest is aiohttp's own.
 """
 
 from __future__ import annotations
@@ -17,25 +19,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import logging
-import os
-import sys
-import time as _time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from aiohttp import hdrs, web
-from aiohttp.abc import AbstractAccessLogger
+from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, LineTooLong
+from aiohttp.log import access_logger
 from aiohttp.web_protocol import RequestHandler
 
+from gateway.api.access_log import AccessLines, RouteAccessLog
 from gateway.api.error_bodies import error_response
-from gateway.api.keys import ACCOUNT_SID, CLIENT, METRICS, RECORDING_SID, REQUEST_ID, ROUTE
+from gateway.api.fast_lane import FastLane, Lane
+from gateway.api.keys import METRICS
 from gateway.errors import BadRequest, GatewayError
-from gateway.logs import json_line, utc_time
 from gateway.media.headers import SECURITY_HEADERS
-from gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +80,13 @@ class _Protocol(RequestHandler):
         elif self._headers_since is None and not (self._request_in_progress or self._messages):
             self._awaiting_headers()  # every request answered: these are the next one's first bytes
 
+    def head_began(self, since: float) -> None:
+        """The head being received began to arrive at `since`, before this took over."""
+        self._headers_since = since
+        if self._header_watch is not None:
+            self._header_watch.cancel()
+        self._header_watch = self._loop.call_at(since + self._header_timeout, self._check_headers)
+
     def _awaiting_headers(self) -> None:
         self._headers_since = self._loop.time()
         if self._header_watch is None:
@@ -120,146 +125,11 @@ class _Protocol(RequestHandler):
         return response
 
 
-class _Lines:
-    """Access lines on their way to stderr: those of one turn of the loop, from every
-    connection, go out in one write at the end of that turn."""
-
-    def __init__(self) -> None:
-        self._pending: list[str] = []
-        self._second, self._stamp = -1, ""
-
-    def add(self, line: str) -> None:
-        self._pending.append(line)
-        if len(self._pending) == 1:
-            asyncio.get_running_loop().call_soon(self._write)
-
-    def now(self) -> str:
-        # logging's asctime, "2026-12-01 21:32:03,196", formatted once a second.
-        now = _time.time()
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._stamp = _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(second))
-        return f"{self._stamp},{int((now - second) * 1000):03d}"
-
-    def _write(self) -> None:
-        lines, self._pending = self._pending, []
-        with contextlib.suppress(OSError, ValueError):  # stderr closed: nobody to tell
-            sys.stderr.write("".join(lines))
-            sys.stderr.flush()
-
-
-class RouteAccessLog(AbstractAccessLogger):
-    """One line per request naming its route, never its path: a media link's path is
-    the link's credential, and whoever reads the log must not be able to follow it;
-    nor any Authorization header.
-
-    The lines look like every other log line of `gateway serve` (text, or with
-    GATEWAY_LOG_FORMAT=json an object), but skip the logging module's path through
-    records, handlers and formatters (an eighth of an issuance's CPU). aiohttp makes one
-    of these per connection; they share the process's `_LINES`.
-
-    It is also where each request is counted, as it knows the route, status, size and
-    duration in their final state: `gateway_runner` gives a subclass the app's metrics."""
-
-    metrics: Metrics = Metrics.off()
-
-    def __init__(self, logger: logging.Logger, log_format: str) -> None:
-        super().__init__(logger, log_format)
-        # Asked once per connection: a level set at start-up holds for its life.
-        self._lines = logger.isEnabledFor(logging.INFO)
-        self._json = log_format == "json"
-        self._pid = os.getpid()  # a system call, so asked once
-        self._prefix = f"INFO [{self._pid}] {logger.name}"
-        self._peer: str | None = None  # the connection's, worked out once
-
-    @property
-    def enabled(self) -> bool:
-        return self._lines or self.metrics.enabled
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        # Named by its route's guard; a request the parser refused never got that far.
-        route = request.get(ROUTE, "(unparsed)")
-        if self.metrics.enabled:
-            size = _body_size(request, response)
-            self.metrics.request_done(request.method, route, response.status, size, time)
-            if not self._lines:
-                return
-        client = request.get(CLIENT)  # set behind a trusted proxy
-        if client is None:
-            if self._peer is None:
-                self._peer = request.remote or "-"
-            client = self._peer
-        headers = request.headers
-        account, recording = request.get(ACCOUNT_SID), request.get(RECORDING_SID)
-        if self._json:
-            fields = (client, route, account, recording)
-            _LINES.add(self._json_line(request, response, time, *fields))
-            return
-        known = ""
-        if account is not None:
-            known += f" account_sid={account}"
-        if recording is not None:
-            known += f" recording_sid={recording}"
-        if (asked := headers.get(hdrs.RANGE)) is not None:
-            known += f" range={_quoted(asked)}"
-        _LINES.add(
-            f'{_LINES.now()} {self._prefix} {client} "{request.method} {route}" '
-            f"{response.status} {response.body_length} {time:.4f}s "
-            f"{_quoted(headers.get(hdrs.USER_AGENT, '-'))}{known} "
-            f"request_id={request.get(REQUEST_ID, '-')}\n"
-        )
-
-    def _json_line(
-        self,
-        request: web.BaseRequest,
-        response: web.StreamResponse,
-        time: float,
-        client: str,
-        route: str,
-        account: str | None,
-        recording: str | None,
-    ) -> str:
-        return json_line(
-            {
-                "time": utc_time(_time.time()),
-                "level": "INFO",
-                "logger": self.logger.name,
-                "pid": self._pid,
-                "message": f"{request.method} {route} {response.status}",
-                "request_id": request.get(REQUEST_ID),
-                "client": client,
-                "method": request.method,
-                "route": route,
-                "status": response.status,
-                "bytes": response.body_length,
-                "duration_ms": round(time * 1000, 3),
-                "user_agent": request.headers.get(hdrs.USER_AGENT),
-                "range": request.headers.get(hdrs.RANGE),
-                "account_sid": account,
-                "recording_sid": recording,
-            }
-        )
-
-
-def _body_size(request: web.BaseRequest, response: web.StreamResponse) -> int:
-    """The body's bytes, which aiohttp does not count apart from the headers': what the
-    answer declared, once it was all sent (aiohttp notes a length only then)."""
-    if not response.body_length or request.method == hdrs.METH_HEAD:
-        return 0
-    if response.status in (204, 304):
-        return 0
-    return response.content_length or 0
-
-
-_LINES: Final = _Lines()
-# What a client sent, quoted and escaped as JSON does (in C): a quote in a User-Agent
-# or Range cannot end the field and forge the fields after it.
-_quoted: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii
-
-
 class _Server(web.Server):
-    def __init__(self, built: web.Server, header_timeout: float) -> None:
+    """Each connection begins in the fast lane, which hands it to aiohttp's protocol
+    when it asks for something else."""
+
+    def __init__(self, built: web.Server, app: web.Application, header_timeout: float) -> None:
         super().__init__(
             built.request_handler,
             request_factory=built.request_factory,
@@ -267,22 +137,54 @@ class _Server(web.Server):
             loop=built._loop,
             **built._kwargs,
         )
+        self._app = app
         self._header_timeout = header_timeout
+        self._lane: Lane | None = None  # made at the first connection, once the app has started
 
     def __call__(self) -> RequestHandler:
+        if self._lane is None:
+            access = AccessLines(
+                access_logger,
+                self._kwargs.get("access_log_format") == "json",
+                self._app[METRICS],
+            )
+            self._lane = Lane(
+                self._app,
+                self,
+                self.aiohttp_protocol,
+                access,
+                header_timeout=self._header_timeout,
+                keepalive_timeout=self._kwargs.get("keepalive_timeout", KEEPALIVE_TIMEOUT),
+            )
+        # aiohttp asks for a RequestHandler, but only ever uses it as a protocol.
+        return cast(RequestHandler, FastLane(self._lane))
+
+    def aiohttp_protocol(self) -> _Protocol:
         return _Protocol(self, loop=self._loop, header_timeout=self._header_timeout, **self._kwargs)
+
+    # The registry aiohttp's shutdown walks: each connection is in it under its protocol.
+    def enter(self, connection: object, transport: asyncio.Transport) -> None:
+        self._connections[cast(RequestHandler, connection)] = transport
+
+    def leave(self, connection: object) -> None:
+        self._connections.pop(cast(RequestHandler, connection), None)
 
 
 class GatewayRunner(web.AppRunner):
-    def __init__(self, app: web.Application, *, header_timeout: float, **kwargs: Any) -> None:
+    def __init__(
+        self, app: web.Application, *, header_timeout: float, freeze: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(app, **kwargs)
         self._header_timeout = header_timeout
+        self._freeze = freeze
 
     async def _make_server(self) -> web.Server:
-        return _Server(await super()._make_server(), self._header_timeout)
+        return _Server(await super()._make_server(), self._app, self._header_timeout)
 
     async def setup(self) -> None:
         await super().setup()
+        if not self._freeze:  # a process that starts many servers (tests) would keep all
+            return
         # What start-up made (modules, the app, pools) lives as long as the process:
         # frozen, a full collection need not walk it, which shortens the pauses that
         # collections add to a request's latency.
@@ -297,6 +199,7 @@ def gateway_runner(
     shutdown_grace: float,
     handle_signals: bool,
     log_format: str = "text",
+    **kwargs: Any,
 ) -> GatewayRunner:
     # aiohttp makes access loggers from a class and two arguments: the metrics ride on
     # the class.
@@ -309,6 +212,7 @@ def gateway_runner(
         access_log_class=access_log,
         access_log_format=log_format,  # RouteAccessLog's own: text or json
         keepalive_timeout=KEEPALIVE_TIMEOUT,
+        **kwargs,
     )
 
 

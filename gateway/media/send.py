@@ -40,26 +40,22 @@ async def send(
     sendfile: bool,
     metrics: Metrics,
 ) -> web.StreamResponse:
-    if reply.body is None:
-        return await _headers_only(request, reply)
+    if reply.body is None:  # 304, or 412 with nothing to say (RFC 9110 §8.6)
+        return await _headers_only(request, reply, None if reply.status == 304 else 0)
     start, end = reply.body
     # Storage is asked before the status line goes out, so a missing object or an
     # outage is a clean 404 or 503 rather than a truncated 200.
-    try:
-        if request.method == hdrs.METH_HEAD:
-            await storage.size_of(key)  # S3 HeadObject, never a GET
-            reader = None
-        else:
-            reader = await storage.open(key, start, end)
-            if end - start <= WHOLE_BODY:
-                body = await _read_all(reader, key)
-                metrics.media_sent_now(len(body))  # handed to the transport in one write
-                return web.Response(status=reply.status, headers=reply.headers, body=body)
-    except MediaMissing:
-        log.error("metadata says %s is stored, but storage does not have it", key)
-        raise
-    if reader is None:
+    if request.method == hdrs.METH_HEAD:
+        await check_stored(storage, key)
         return await _headers_only(request, reply, end - start)
+    if end - start <= WHOLE_BODY:
+        body = await read_whole(storage, key, start, end, metrics)
+        return web.Response(status=reply.status, headers=reply.headers, body=body)
+    try:
+        reader = await storage.open(key, start, end)
+    except MediaMissing:
+        _missing(key)
+        raise
     response = web.StreamResponse(status=reply.status, headers=reply.headers)
     response.content_length = end - start
     metrics.download_started()
@@ -99,6 +95,33 @@ async def _headers_only(
     await response.prepare(request)
     await response.write_eof()
     return response
+
+
+async def check_stored(storage: MediaStorage, key: str) -> None:
+    """What a HEAD asks of storage: that the object is there (S3 HeadObject, never a GET)."""
+    try:
+        await storage.size_of(key)
+    except MediaMissing:
+        _missing(key)
+        raise
+
+
+async def read_whole(
+    storage: MediaStorage, key: str, start: int, end: int, metrics: Metrics
+) -> bytes:
+    """A small range (at most WHOLE_BODY bytes) read at once, to go out with the headers
+    in one write."""
+    try:
+        body = await _read_all(await storage.open(key, start, end), key)
+    except MediaMissing:
+        _missing(key)
+        raise
+    metrics.media_sent_now(len(body))  # handed to the transport in one write
+    return body
+
+
+def _missing(key: str) -> None:
+    log.error("metadata says %s is stored, but storage does not have it", key)
 
 
 async def _read_all(reader: MediaReader, key: str) -> bytes:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from aiohttp import ClientSession, web
-from aiohttp.test_utils import TestServer
 
 from gateway.api.keys import STORAGE
 from gateway.app import create_app
@@ -12,6 +11,7 @@ from gateway.config import Settings
 from gateway.models import Codec, Recording
 from gateway.sids import mint
 from tests.conftest import basic_auth
+from tests.in_process import GatewayTestServer
 from tests.schema import validate_error
 
 
@@ -186,7 +186,7 @@ async def test_unexpected_failure_is_a_generic_twilio_500_and_logged(
     caplog: pytest.LogCaptureFixture, settings: Settings, anonymous: ClientSession
 ) -> None:
     app = create_app(settings, settings.signing_keys, store=BrokenStore())  # type: ignore[arg-type]
-    async with TestServer(app, host="127.0.0.1") as server:
+    async with GatewayTestServer(app, host="127.0.0.1") as server:
         headers = basic_auth(mint("AC"), "token")
         async with anonymous.get(server.make_url("/v1/Recordings"), headers=headers) as response:
             assert response.status == 500

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from aiohttp import ClientSession
-from aiohttp.test_utils import TestServer
 
 from gateway.accounts import create_account
 from gateway.api.keys import INGESTION, STORE
@@ -17,6 +16,7 @@ from gateway.app import create_app
 from gateway.config import Settings
 from gateway.models import Codec
 from tests.conftest import SIGNING_KEY, basic_auth
+from tests.in_process import GatewayTestServer
 from tests.processes import ok, serving
 from tests.schema import validate_error
 
@@ -34,7 +34,7 @@ async def redirect(
 ) -> tuple[int, str, str]:
     """Status, `redirect_to` (or the error's message) and X-Request-Id of an issuance."""
     app = create_app(settings, settings.signing_keys)
-    async with TestServer(app, host="127.0.0.1") as server:
+    async with GatewayTestServer(app, host="127.0.0.1") as server:
         account = await create_account(app[STORE], "Proxied")
         recording = await app[INGESTION].ingest(media, account.sid)
         url = server.make_url(f"/v1/Recordings/{recording.sid}/Media")

@@ -10,21 +10,24 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
-from aiohttp.typedefs import Handler
 
 from gateway.accounts import create_account
+from gateway.api import downloads, fast_lane
 from gateway.api.keys import INGESTION, STORE
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.media.reply import Reply
+from gateway.media_links import StoredMedia
 from gateway.models import Codec
 from tests.conftest import SIGNING_KEY, basic_auth
+from tests.in_process import GatewayTestServer
 from tests.media import write_noisy_video
 
 pytestmark = pytest.mark.parametrize("backends", ["sqlite+local"], indirect=True)
@@ -122,11 +125,15 @@ class Gateway:
         self.ranges: list[str | None] = []
         self.links: dict[str, str] = {}
 
-    @web.middleware
-    async def watch(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/media/"):
-            self.ranges.append(request.headers.get("Range"))
-        return await handler(request)
+    def watch(self, decide: Callable[..., Reply]) -> Callable[..., Reply]:
+        """`decide`, noting each Range it is asked about: whichever lane answers a
+        link, it decides there."""
+
+        def watched(headers: Mapping[str, str], media: StoredMedia, now: float) -> Reply:
+            self.ranges.append(headers.get("Range"))
+            return decide(headers, media, now)
+
+        return watched
 
 
 @pytest.fixture(scope="module")
@@ -142,13 +149,15 @@ async def gateway(
     media_files: dict[Codec, Path],
     noisy_video: Path,
     request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Gateway]:
     extra: dict[str, str] = getattr(request, "param", {})
     settings = Settings.from_env({**backends, "GATEWAY_SIGNING_KEYS": SIGNING_KEY, **extra})
     app = create_app(settings, settings.signing_keys)
     served = Gateway()
-    app.middlewares.append(served.watch)
-    async with TestServer(app, host="127.0.0.1") as server:
+    for module in (downloads, fast_lane):
+        monkeypatch.setattr(module, "decide", served.watch(module.decide))
+    async with GatewayTestServer(app, host="127.0.0.1") as server:
         served.base = str(server.make_url("")).rstrip("/")
         account = await create_account(app[STORE], "Browser")
         recordings = {

@@ -20,6 +20,7 @@ from gateway.config import Settings
 from gateway.models import Account, Codec, Delivery
 from gateway.sids import mint
 from tests.conftest import ADMIN_TOKEN
+from tests.in_process import GatewayTestServer
 from tests.processes import free_port
 
 
@@ -204,7 +205,7 @@ async def test_undelivered_events_survive_a_restart(
     await server.close()  # the gateway stops with both events undelivered
     restarted = create_app(settings, settings.signing_keys)
     async with (
-        TestServer(restarted, host="127.0.0.1"),
+        GatewayTestServer(restarted, host="127.0.0.1"),
         TestServer(receiver.app(), host="127.0.0.1", port=receiver_port),
     ):
         await eventually(lambda: len(receiver.events(sid)) == 2)
@@ -243,7 +244,7 @@ async def test_internal_receivers_are_refused_unless_allowed(
 ) -> None:
     default = create_app(dataclasses.replace(settings, callback_allow=()), settings.signing_keys)
     async with (
-        TestServer(default, host="127.0.0.1") as gateway,
+        GatewayTestServer(default, host="127.0.0.1") as gateway,
         TestServer(receiver.app(), host="127.0.0.1", port=receiver_port),
     ):
         base = str(gateway.make_url("")).rstrip("/")

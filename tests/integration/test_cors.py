@@ -17,6 +17,7 @@ from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.models import Codec
 from tests.conftest import SIGNING_KEY, basic_auth
+from tests.in_process import GatewayTestServer
 from tests.schema import validate_error
 
 one_backend = pytest.mark.parametrize("backends", ["sqlite+local"], indirect=True)
@@ -52,7 +53,7 @@ async def deployed(
     extra: dict[str, str] = getattr(request, "param", {})
     settings = Settings.from_env({**backends, "GATEWAY_SIGNING_KEYS": SIGNING_KEY, **extra})
     app = create_app(settings, settings.signing_keys)
-    async with TestServer(app, host="127.0.0.1") as server:
+    async with GatewayTestServer(app, host="127.0.0.1") as server:
         account = await create_account(app[STORE], "CORS")
         recording = await app[INGESTION].ingest(media_files[Codec.OPUS], account.sid)
         yield Deployment(server, basic_auth(account.sid, account.auth_token), recording.sid)

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from aiohttp import ClientSession
-from aiohttp.test_utils import TestServer
 from yarl import URL
 
 from gateway.accounts import create_account
@@ -25,6 +24,7 @@ from gateway.app import create_app
 from gateway.config import Settings
 from gateway.models import Codec
 from tests.conftest import ADMIN_TOKEN, basic_auth
+from tests.in_process import GatewayTestServer
 from tests.integration.test_health import Relay
 from tests.media import write_noisy_video
 from tests.processes import ok, serving
@@ -405,7 +405,9 @@ async def test_sqlite_locked_beyond_its_timeout_is_503_and_writes_resume_once_re
     settings: Settings, media_files: dict[Codec, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = dataclasses.replace(settings, database_timeout=1.0)
-    async with TestServer(create_app(settings, settings.signing_keys), host="127.0.0.1") as server:
+    async with GatewayTestServer(
+        create_app(settings, settings.signing_keys), host="127.0.0.1"
+    ) as server:
         account = await create_account(server.app[STORE], "Locked out")
         recording = await server.app[INGESTION].ingest(media_files[Codec.OPUS], account.sid)
         url = server.make_url(f"/v1/Recordings/{recording.sid}")

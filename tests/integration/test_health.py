@@ -16,6 +16,7 @@ from yarl import URL
 
 from gateway.app import create_app
 from gateway.config import Settings
+from tests.in_process import GatewayTestServer
 
 READY = {"status": "ready", "checks": {"database": "ok", "storage": "ok"}}
 
@@ -23,7 +24,9 @@ READY = {"status": "ready", "checks": {"database": "ok", "storage": "ok"}}
 @asynccontextmanager
 async def gateway(settings: Settings, **changes: Any) -> AsyncIterator[TestServer]:
     changed = dataclasses.replace(settings, **changes)
-    async with TestServer(create_app(changed, changed.signing_keys), host="127.0.0.1") as server:
+    async with GatewayTestServer(
+        create_app(changed, changed.signing_keys), host="127.0.0.1"
+    ) as server:
         yield server
 
 

@@ -21,6 +21,7 @@ from gateway.config import Settings
 from gateway.models import Account, Codec, Recording
 from gateway.sids import mint
 from tests.conftest import ADMIN_TOKEN, basic_auth
+from tests.in_process import GatewayTestServer
 from tests.raw import exchange, request
 from tests.schema import validate_error
 
@@ -258,7 +259,9 @@ async def test_allowed_host_on_any_port_names_itself_in_every_url(
 @pytest.fixture
 async def public_url_server(settings: Settings) -> AsyncIterator[TestServer]:
     public = dataclasses.replace(settings, public_url="https://recordings.example.com")
-    async with TestServer(create_app(public, public.signing_keys), host="127.0.0.1") as server:
+    async with GatewayTestServer(
+        create_app(public, public.signing_keys), host="127.0.0.1"
+    ) as server:
         yield server
 
 

@@ -12,7 +12,6 @@ from urllib.parse import quote
 import pytest
 import uvloop
 from aiohttp import ClientSession, web
-from aiohttp.test_utils import TestServer
 from yarl import URL
 
 from gateway.api.keys import SENDFILE, STORE
@@ -24,6 +23,7 @@ from gateway.media.send import WHOLE_BODY
 from gateway.models import Account, Codec, Recording, Status
 from gateway.sids import mint
 from tests.conftest import SIGNING_KEY, Clock, backend_settings
+from tests.in_process import GatewayTestServer
 from tests.media import write_noisy_video
 from tests.schema import validate_error
 
@@ -350,11 +350,11 @@ async def test_link_signed_with_retired_key_is_403_and_rotation_keeps_old_links(
     token = link.rsplit("/", 1)[1]
     rotated = create_app(settings, ("a-brand-new-signing-key-0123456789", SIGNING_KEY), now=clock)
     retired = create_app(settings, ("a-brand-new-signing-key-0123456789",), now=clock)
-    async with TestServer(rotated, host="127.0.0.1") as server:
+    async with GatewayTestServer(rotated, host="127.0.0.1") as server:
         async with anonymous.get(server.make_url(f"/media/{token}")) as response:
             assert response.status == 200
             assert await response.read() == audio_bytes
-    async with TestServer(retired, host="127.0.0.1") as server:
+    async with GatewayTestServer(retired, host="127.0.0.1") as server:
         async with anonymous.get(server.make_url(f"/media/{token}")) as response:
             assert response.status == 403
 

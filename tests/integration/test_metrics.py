@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -203,19 +204,30 @@ async def test_workers_are_counted_together_and_their_files_go_with_them(
                 async with http.get(url, headers=recording["auth"]) as response:
                     return response.status
 
-            assert set(await asyncio.gather(*(fetch() for _ in range(200)))) == {200}
-        await until(lambda: len(access_lines(served)) >= 200, "200 access lines")
+            # Which worker accepts a connection is the kernel's choice: until both have
+            # answered some, a hundred more (rarely more than the first hundred).
+            sent = 0
+            while sent < 1000:
+                assert set(await asyncio.gather(*(fetch() for _ in range(100)))) == {200}
+                sent += 100
+                await until(functools.partial(logged, served, sent), f"{sent} access lines")
+                if {pid for pid, *_ in access_lines(served)} == workers_of(served):
+                    break
         assert {pid for pid, *_ in access_lines(served)} == workers_of(served)
         samples: list[float] = []
 
         async def all_counted() -> bool:
             samples.append(value(parsed(await scrape(address)), url_of, **labels))
-            return samples[-1] >= 200
+            return samples[-1] >= sent
 
         await eventually(all_counted)  # each worker hands its counts over once a second
-        assert samples[-1] == 200
+        assert samples[-1] == sent
         assert [path.name[:16] for path in shared.iterdir()] == ["gateway-metrics-"]
     assert list(shared.iterdir()) == [], "the workers' metrics files outlived the service"
+
+
+def logged(served: Served, lines: int) -> bool:
+    return len(access_lines(served)) >= lines
 
 
 @pytest.fixture

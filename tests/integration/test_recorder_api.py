@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from aiohttp import ClientSession, web
-from aiohttp.test_utils import TestServer
 from twilio.rest import Client
 
 from gateway.api.keys import STORAGE, STORE
@@ -20,6 +19,7 @@ from gateway.sids import mint
 from gateway.storage import MediaReader
 from tests.backends import stored
 from tests.conftest import ADMIN_TOKEN
+from tests.in_process import GatewayTestServer
 from tests.media import write_noisy_video
 from tests.schema import validate, validate_error
 
@@ -266,7 +266,7 @@ async def test_recorder_api_does_not_exist_without_a_token_configured(
     settings: Settings, recorder: ClientSession, account: Account
 ) -> None:
     app = create_app(dataclasses.replace(settings, admin_token=None), settings.signing_keys)
-    async with TestServer(app, host="127.0.0.1") as server:
+    async with GatewayTestServer(app, host="127.0.0.1") as server:
         url = server.make_url("/internal/v1/Recordings")
         async with recorder.post(url, json=declaration(account)) as response:
             assert response.status == 404

@@ -24,6 +24,7 @@ from gateway.sids import mint
 from gateway.storage import MediaReader, MediaStorage, open_storage
 from tests.backends import stored
 from tests.conftest import Clock
+from tests.in_process import GatewayTestServer
 
 RETENTION = 60.0
 
@@ -106,7 +107,7 @@ class FailsToDeleteOnce:
 async def flaky_server(settings: Settings) -> AsyncIterator[TestServer]:
     flaky = FailsToDeleteOnce(await open_storage(settings))
     app = create_app(settings, settings.signing_keys, storage=flaky)
-    async with TestServer(app, host="127.0.0.1") as server:
+    async with GatewayTestServer(app, host="127.0.0.1") as server:
         yield server
     await flaky.aclose()
 

@@ -25,6 +25,7 @@ from gateway.sids import mint
 from gateway.storage.s3 import PART_SIZE
 from tests.backends import s3_client
 from tests.conftest import ADMIN_TOKEN, SIGNING_KEY
+from tests.in_process import GatewayTestServer
 from tests.integration.test_recorder_api import in_chunks
 from tests.media import write_noisy_video
 from tests.schema import validate_error
@@ -69,7 +70,7 @@ async def link(http: ClientSession, base_url: str, large: Recording) -> str:
 async def another_instance(settings: Settings, **changes: object) -> AsyncIterator[TestServer]:
     """A second gateway on the same metadata and keys, with its own S3 settings."""
     other = dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
-    async with TestServer(create_app(other, other.signing_keys), host="127.0.0.1") as server:
+    async with GatewayTestServer(create_app(other, other.signing_keys), host="127.0.0.1") as server:
         yield server
 
 
