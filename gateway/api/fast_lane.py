@@ -6,16 +6,12 @@ Through aiohttp, a request's URL object, multidict headers, request and response
 objects, router, middleware and header serializer cost more CPU than all of the
 gateway's own work for these two, which is why they come here (README, Benchmarks).
 
-Every connection starts in this lane, and it takes only requests it can be strict
-about: `GET` or `HEAD` of HTTP/1.1 to one of the two routes, no body, ASCII headers
-each named once, and for `GET /media/…` one range of at most one write's bytes. Any
-other request (another route, a body, HTTP/1.0, a duplicate or unusual header, a whole
-download) hands the connection over to aiohttp's server with every byte received
-since the request began, and aiohttp answers it and everything after it on that
-connection. So what aiohttp's parser would read differently never reaches this one.
-
-What the lane answers is what the application would: the same use-cases, error
-bodies, CORS and security headers, request ids, access lines and metrics.
+Every connection starts in this lane, which takes only the requests whose heads
+`lane_requests.read_head` accepts. Any other request hands the connection over to
+aiohttp's server with every byte received since the request began, and aiohttp answers
+it and everything after it on that connection. What the lane answers is what the
+application would: the same use-cases, error bodies, CORS and security headers,
+request ids, access lines and metrics.
 """
 
 from __future__ import annotations
@@ -490,7 +486,7 @@ async def _resumed(working: Coroutine[Any, Any, _Answer], waiting: Any) -> _Answ
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
             continue
-        except BaseException:
+        except Exception:
             pass  # the awaited future's own error, which the coroutine reads from it
         try:
             waiting = working.send(None)
