@@ -9,12 +9,13 @@ import mmap
 import os
 import sqlite3
 import struct
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 
 from gateway.store.outages import OutageWatch
 from gateway.store.schema import MIGRATIONS
@@ -90,6 +91,8 @@ class SqliteDriver:
         with self._read_outages.watching():
             try:
                 return self._lookups.look_up(sql, args)
+            except _Unsettled:
+                pass
             except sqlite3.OperationalError as error:
                 if not _is_outage(error):
                     raise
@@ -150,8 +153,9 @@ class _Lookups:
     A row is remembered until the database changes, so nothing remembered is older than
     the last commit of any connection (this process's writer, another worker, a command)
     and a deletion refuses the links it revokes the moment it returns. Whether anything
-    was committed is read off the WAL index that every connection maps; where that
-    cannot tell, `PRAGMA data_version` does, for the price of a statement."""
+    was committed is read off the WAL index that every connection maps; where there is
+    none, `PRAGMA data_version` tells, for the price of a statement, and while it is
+    being written the lookup is left to a thread."""
 
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._connection = connection
@@ -162,9 +166,14 @@ class _Lookups:
     def look_up(self, sql: str, args: tuple[object, ...]) -> Sequence[Any] | None:
         # Read before the row, so a commit in between leaves the row remembered under
         # the older mark, which the next look finds changed.
-        seen = self._commits.header() if self._commits is not None else None
-        if seen is None:
+        if self._commits is None:
             seen = self._connection.execute("PRAGMA data_version").fetchone()
+        elif (seen := self._commits.header()) is None:
+            # A commit midway, or a process that died midway through one: SQLite may
+            # first have to rebuild the index, retrying for up to ten seconds while
+            # another connection holds a lock, which a thread can wait out and the
+            # loop must not.
+            raise _Unsettled
         if seen != self._seen:
             self._seen = seen
             self._rows.clear()
@@ -178,40 +187,61 @@ class _Lookups:
         return row
 
     def close(self) -> None:
-        if self._commits is not None:
-            self._commits.close()  # before the connection, which keeps the file whole
         self._connection.close()
+        if self._commits is not None:
+            self._commits.close()
+
+
+class _Unsettled(Exception):
+    """The WAL index is being written: the lookup is a thread's to make."""
 
 
 class _WalIndex:
     """The header of a database's WAL index (the `-shm` file, sqlite.org/walformat.html
     §2.1), which every commit rewrites before it returns: comparing it costs no
     statement, lock or system call. SQLite writes the header's second copy, then its
-    first; a reader that finds the two different caught a commit midway."""
+    first; a reader that finds the two different caught a commit midway.
+
+    The file is opened once per process and closed only when no store of the process
+    uses it: closing any descriptor of a file drops every fcntl lock the process holds
+    on it (POSIX), and SQLite's connections hold theirs on this file that way. Without
+    them, another process opening the database would take the index for abandoned and
+    rebuild it under the connections still using it."""
 
     VERSION: Final = 3007000
     HEADER: Final = 48
+    _opened: ClassVar[dict[str, _WalIndex]] = {}
+    _opening: ClassVar[threading.Lock] = threading.Lock()  # stores open in threads
 
-    def __init__(self, mapped: mmap.mmap) -> None:
-        self._mapped = mapped
+    def __init__(self, name: str, fd: int, mapped: mmap.mmap) -> None:
+        self._name, self._fd, self._mapped = name, fd, mapped
+        self._users = 1
 
     @classmethod
     def of(cls, connection: sqlite3.Connection, path: Path) -> _WalIndex | None:
         """The index `connection` maps, or None where there is none to read."""
         try:
             connection.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # maps it
-            fd = os.open(f"{path}-shm", os.O_RDONLY)
-        except (sqlite3.OperationalError, OSError):
+        except sqlite3.OperationalError:
             return None  # not in WAL mode, or busy recovering: ask data_version instead
-        try:
-            # The file stays whole while a connection maps it: only a first opener, one
-            # that finds no other connection, truncates it.
-            mapped = mmap.mmap(fd, 2 * cls.HEADER, mmap.MAP_SHARED, mmap.PROT_READ)
-        except (OSError, ValueError):
-            return None
-        finally:
-            os.close(fd)
-        return cls(mapped)
+        name = os.path.realpath(f"{path}-shm")
+        with cls._opening:
+            if (index := cls._opened.get(name)) is not None:
+                index._users += 1
+                return index
+            try:
+                fd = os.open(name, os.O_RDONLY)
+            except OSError:
+                return None
+            try:
+                # The file stays whole while a connection maps it: only a first opener,
+                # one that finds no other connection, truncates it.
+                mapped = mmap.mmap(fd, 2 * cls.HEADER, mmap.MAP_SHARED, mmap.PROT_READ)
+            except (OSError, ValueError):
+                os.close(fd)
+                return None
+            cls._opened[name] = index = cls(name, fd, mapped)
+            return index
 
     def header(self) -> bytes | None:
         """The header as of now, or None when it is being written or is not one SQLite
@@ -223,7 +253,14 @@ class _WalIndex:
         return first
 
     def close(self) -> None:
-        self._mapped.close()
+        """Once the store's connections are closed: the last user closes the file."""
+        with self._opening:
+            self._users -= 1
+            if self._users:
+                return
+            del self._opened[self._name]
+            self._mapped.close()
+            os.close(self._fd)
 
 
 async def open_sqlite(path: Path, busy_timeout: float = 5.0) -> SqlStore:
@@ -246,8 +283,11 @@ def _is_outage(error: BaseException) -> bool:
     if isinstance(error, TimeoutError):  # waiting for the write turn
         return True
     message = str(error)
+    # "locking protocol" (SQLITE_PROTOCOL): a WAL index that stayed unsettled through
+    # SQLite's retries, as when a process died writing it; sqlite.org/rescode.html
+    # says to try again.
     return isinstance(error, sqlite3.OperationalError) and any(
-        sign in message for sign in ("locked", "busy", "disk", "unable to open")
+        sign in message for sign in ("locked", "locking protocol", "busy", "disk", "unable to open")
     )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import sqlite3
 import sys
+from asyncio.subprocess import PIPE
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -289,6 +290,51 @@ async def test_a_sqlite_lookup_sees_another_process_commit_and_a_reset_log(
         assert (await here.get_recording(second.sid)).status == Status.DELETED
     finally:
         await here.aclose()
+
+
+# Another process's view of a WAL index: SQLite marks one in use with a shared fcntl
+# lock on its "dead man switch" byte (os_unix.c: UNIX_SHM_DMS, byte 128); a process that
+# can lock that byte exclusively takes the index for abandoned and rebuilds it.
+IN_USE = """
+import fcntl, sys
+with open(sys.argv[1], "r+b") as shm:
+    try:
+        fcntl.lockf(shm, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 128)
+    except OSError:
+        print("in use")
+    else:
+        print("abandoned")
+"""
+
+
+async def test_while_a_sqlite_store_is_open_other_processes_see_its_database_in_use(
+    tmp_path: Path,
+) -> None:
+    # The store reads the WAL index itself (see the test above); closing the file it
+    # read it through would drop every lock SQLite holds on it in this process.
+    url = f"sqlite:///{tmp_path}/gateway.db"
+
+    async def seen() -> str:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", IN_USE, f"{tmp_path}/gateway.db-shm", stdout=PIPE
+        )
+        out, _ = await process.communicate()
+        return out.decode().strip()
+
+    store = await open_store(Settings.from_env({"GATEWAY_DATABASE_URL": url}))
+    again = await open_store(Settings.from_env({"GATEWAY_DATABASE_URL": url}))
+    try:
+        account = Account(mint("AC"), "Shared", "token", T0)
+        await store.add_account(account)
+        assert await store.get_account(account.sid) == account
+        assert await seen() == "in use"
+        await again.aclose()  # one of two stores in this process
+        assert await store.get_account(account.sid) == account
+        assert await seen() == "in use"
+    finally:
+        await store.aclose()
+    # The last connection out removes the index, or leaves it to the next opener.
+    assert not (tmp_path / "gateway.db-shm").exists() or await seen() == "abandoned"
 
 
 async def test_postgres_connections_the_server_closed_are_not_used_again(
