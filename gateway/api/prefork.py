@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import shutil
+import signal
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -21,6 +23,34 @@ from gateway.api.server import gateway_runner
 # and starts another. aiohttp's worker checks in every second.
 STUCK_AFTER: Final = 30
 CLOSING_TIME: Final = 5
+
+
+# What stops a worker; gunicorn's arbiter sends SIGTERM.
+STOPPING: Final = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+
+
+def remember_early_signals(arbiter: Any, worker: Any) -> None:
+    """In a new worker (gunicorn's post_fork): until it sets its own signal handlers,
+    the arbiter's are in place, and they queue what arrives on the worker's copy of the
+    arbiter's queue. A SIGTERM sent as the worker was being born lands there."""
+    worker.early_signals = arbiter.SIG_QUEUE
+
+
+def resend_early_signal(worker: Any) -> None:
+    """Once the worker's handlers are set (gunicorn's post_worker_init): a stop that
+    arrived before them is sent again, or the worker would serve on until killed at
+    the end of the grace."""
+    early = getattr(worker, "early_signals", None)
+    if not isinstance(early, queue.SimpleQueue):
+        return
+    while True:
+        try:
+            received = early.get_nowait()
+        except queue.Empty:
+            return
+        if received in STOPPING:
+            os.kill(os.getpid(), received)
+            return
 
 
 class _Arbiter(BaseApplication):  # type: ignore[misc]
@@ -91,7 +121,12 @@ def run_workers(
         if folder:
             metrics.worker_gone(worker.pid, folder)
 
-    options |= {"when_ready": ready, "child_exit": worker_exited}
+    options |= {
+        "when_ready": ready,
+        "child_exit": worker_exited,
+        "post_fork": remember_early_signals,
+        "post_worker_init": resend_early_signal,
+    }
     arbiter = os.getpid()
     try:
         _Arbiter(options, runner).run()

@@ -4,17 +4,24 @@ SIGTERM's grace, and a dead one is replaced."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import os
+import queue
 import re
 import signal
+import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psutil
 import pytest
 from aiohttp import ClientSession, TCPConnector
+from gunicorn.arbiter import Arbiter
 from yarl import URL
 
+from gateway.api.prefork import remember_early_signals, resend_early_signal
 from tests.conftest import basic_auth
 from tests.media import write_noisy_video
 from tests.processes import Served, ok, serving
@@ -32,6 +39,13 @@ def access_lines(served: Served) -> list[tuple[int, str, str, int]]:
 
 def workers_of(served: Served) -> set[int]:
     return {child.pid for child in psutil.Process(served.pid).children()}
+
+
+def replaced(served: Served, killed: int) -> bool:
+    # One look at the children: two looks could see the killed one, then not yet its
+    # replacement.
+    workers = workers_of(served)
+    return len(workers) == 2 and killed not in workers
 
 
 async def until(condition: Any, what: str, seconds: float = 20.0) -> None:
@@ -136,7 +150,11 @@ async def test_sigterm_lets_a_download_in_flight_finish_on_its_worker(
         body += await reader.read()  # the worker closes once it has sent all it will
         writer.close()
         assert body == media
-        assert await asyncio.to_thread(served.process.wait, 20) == 0
+        try:
+            code = await asyncio.to_thread(served.process.wait, 20)
+        except subprocess.TimeoutExpired:
+            code = None
+        assert code == 0, "".join(served.output[-60:])
 
 
 async def test_a_worker_killed_is_replaced_and_the_service_keeps_answering(
@@ -153,10 +171,7 @@ async def test_a_worker_killed_is_replaced_and_the_service_keeps_answering(
                 async with http.get(url, headers=recording["auth"]) as response:
                     # The service's own account of a failure, should there be one.
                     assert response.status == 200, "".join(served.output[-60:])
-            await until(
-                lambda: len(workers_of(served)) == 2 and killed not in workers_of(served),
-                "a replacement worker",
-            )
+            await until(functools.partial(replaced, served, killed), "a replacement worker")
             replacement = (workers_of(served) - before).pop()
             for _ in range(300):
                 seen = len(access_lines(served))
@@ -166,3 +181,28 @@ async def test_a_worker_killed_is_replaced_and_the_service_keeps_answering(
                     break
             else:
                 raise AssertionError("the replacement worker took no request")
+
+
+def test_a_stop_that_reached_a_worker_before_its_handlers_is_sent_again() -> None:
+    # Between fork and its own handlers, a worker runs the arbiter's, which queue what
+    # they catch on the worker's copy of the arbiter's queue (gunicorn's SIG_QUEUE).
+    arbiter = SimpleNamespace(SIG_QUEUE=queue.SimpleQueue())
+    worker = SimpleNamespace()
+    remember_early_signals(arbiter, worker)
+    arbiter.SIG_QUEUE.put_nowait(signal.SIGHUP)  # not a stop: left alone
+    arbiter.SIG_QUEUE.put_nowait(signal.SIGTERM)
+    received: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda number, _: received.append(number))
+    try:
+        resend_early_signal(worker)
+        resend_early_signal(SimpleNamespace())  # a worker that was not forked so
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert received == [signal.SIGTERM]
+
+
+def test_gunicorn_queues_the_signals_its_arbiter_catches() -> None:
+    # What remember_early_signals relies on, in the gunicorn installed.
+    source = inspect.getsource(Arbiter)
+    assert "self.SIG_QUEUE = queue.SimpleQueue()" in source
+    assert "self.SIG_QUEUE.put_nowait(sig)" in inspect.getsource(Arbiter.signal)
