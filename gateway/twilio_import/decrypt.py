@@ -9,6 +9,7 @@ import base64
 import binascii
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
+from typing import Final
 
 from cryptography.hazmat.primitives import padding, serialization
 from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
@@ -22,10 +23,11 @@ class CannotDecrypt(GatewayError):
     """Encrypted media this run cannot read: no key given, or not the right one."""
 
 
+CBC_KEY_BITS: Final = (128, 192, 256)
 # RSA decryption with another key does not always fail outright: OpenSSL answers
 # PKCS#1 v1.5 padding errors with random bytes (implicit rejection), caught later as a
 # key of the wrong size or padding that does not check out.
-WRONG_KEY = "the media does not decrypt with --decrypt-key: it was encrypted for another key"
+WRONG_KEY: Final = "the media does not decrypt with --decrypt-key: it was encrypted for another key"
 
 
 def private_key(path: Path) -> RSAPrivateKey:
@@ -44,7 +46,9 @@ def content_key(key: RSAPrivateKey, wrapped: str) -> bytes:
         secret = key.decrypt(base64.b64decode(wrapped, validate=True), rsa_padding.PKCS1v15())
     except (ValueError, binascii.Error):
         raise CannotDecrypt(WRONG_KEY) from None
-    if len(secret) * 8 not in algorithms.AES.key_sizes:
+    # AES-CBC's key sizes: `algorithms.AES.key_sizes` also has XTS's 512 bits, which a
+    # random answer of 64 bytes would pass, and CBC refuse.
+    if len(secret) * 8 not in CBC_KEY_BITS:
         raise CannotDecrypt(WRONG_KEY)
     return secret
 
