@@ -32,14 +32,16 @@ STOPPING: Final = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 def remember_early_signals(arbiter: Any, worker: Any) -> None:
     """In a new worker (gunicorn's post_fork): until it sets its own signal handlers,
     the arbiter's are in place, and they queue what arrives on the worker's copy of the
-    arbiter's queue. A SIGTERM sent as the worker was being born lands there."""
+    arbiter's queue, which also holds what the arbiter had not yet handled when it
+    forked. A SIGTERM sent as the worker was being born lands there."""
     worker.early_signals = arbiter.SIG_QUEUE
 
 
-def resend_early_signal(worker: Any) -> None:
+def stop_if_stopped_early(worker: Any) -> None:
     """Once the worker's handlers are set (gunicorn's post_worker_init): a stop that
-    arrived before them is sent again, or the worker would serve on until killed at
-    the end of the grace."""
+    came before them stops it as soon as it has started, or it would serve on until
+    killed at the end of the grace. Sending the signal again would not do: uvloop
+    hears no signal before its loop runs."""
     early = getattr(worker, "early_signals", None)
     if not isinstance(early, queue.SimpleQueue):
         return
@@ -49,7 +51,7 @@ def resend_early_signal(worker: Any) -> None:
         except queue.Empty:
             return
         if received in STOPPING:
-            os.kill(os.getpid(), received)
+            worker.alive = False  # aiohttp's worker cleans up and exits once set up
             return
 
 
@@ -125,7 +127,7 @@ def run_workers(
         "when_ready": ready,
         "child_exit": worker_exited,
         "post_fork": remember_early_signals,
-        "post_worker_init": resend_early_signal,
+        "post_worker_init": stop_if_stopped_early,
     }
     arbiter = os.getpid()
     try:

@@ -21,7 +21,7 @@ from aiohttp import ClientSession, TCPConnector
 from gunicorn.arbiter import Arbiter
 from yarl import URL
 
-from gateway.api.prefork import remember_early_signals, resend_early_signal
+from gateway.api.prefork import remember_early_signals, stop_if_stopped_early
 from tests.conftest import basic_auth
 from tests.media import write_noisy_video
 from tests.processes import Served, ok, serving
@@ -183,22 +183,19 @@ async def test_a_worker_killed_is_replaced_and_the_service_keeps_answering(
                 raise AssertionError("the replacement worker took no request")
 
 
-def test_a_stop_that_reached_a_worker_before_its_handlers_is_sent_again() -> None:
+def test_a_stop_that_reached_a_worker_before_its_handlers_stops_it() -> None:
     # Between fork and its own handlers, a worker runs the arbiter's, which queue what
     # they catch on the worker's copy of the arbiter's queue (gunicorn's SIG_QUEUE).
     arbiter = SimpleNamespace(SIG_QUEUE=queue.SimpleQueue())
-    worker = SimpleNamespace()
-    remember_early_signals(arbiter, worker)
+    stopped, serving = SimpleNamespace(alive=True), SimpleNamespace(alive=True)
+    remember_early_signals(arbiter, stopped)
     arbiter.SIG_QUEUE.put_nowait(signal.SIGHUP)  # not a stop: left alone
     arbiter.SIG_QUEUE.put_nowait(signal.SIGTERM)
-    received: list[int] = []
-    previous = signal.signal(signal.SIGTERM, lambda number, _: received.append(number))
-    try:
-        resend_early_signal(worker)
-        resend_early_signal(SimpleNamespace())  # a worker that was not forked so
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    assert received == [signal.SIGTERM]
+    stop_if_stopped_early(stopped)
+    assert stopped.alive is False
+    remember_early_signals(SimpleNamespace(SIG_QUEUE=queue.SimpleQueue()), serving)
+    stop_if_stopped_early(serving)
+    assert serving.alive is True
 
 
 def test_gunicorn_queues_the_signals_its_arbiter_catches() -> None:
